@@ -1,0 +1,73 @@
+/*
+ * Genie sessions.
+ *
+ * A session is a client's connection to where its tensor work runs: the
+ * in-process CPU backend ("local") or a remote genie-runtime
+ * ("tcp://HOST:PORT"). Tensors belong to the session that made them; code
+ * that records work runs unchanged whichever target the session has.
+ *
+ * A session is not thread-safe: use one per thread, or lock around it.
+ */
+#ifndef GENIE_SESSION_H
+#define GENIE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct gn_session;
+
+/*
+ * Options for gn_session_create(). Fill with gn_session_opts_init() first,
+ * then change what you need; new fields are only ever added at the end.
+ */
+struct gn_session_opts {
+	size_t opts_size;      /* sizeof(struct gn_session_opts) as compiled */
+	const char *target;    /* "local" (default) or "tcp://HOST:PORT" */
+	int timeout_ms;        /* per request, default 30000 */
+	size_t max_frame_size; /* largest message accepted, default 1 GiB */
+	const char *name;      /* shown in runtime logs, default "genie-client" */
+};
+
+/* Set `opts` to defaults. `opts_size` is sizeof(*opts) at the caller. */
+void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size);
+
+/*
+ * Open a session. For a remote target this connects and negotiates the
+ * schema version. Returns NULL on failure with gn_last_error() set (bad
+ * target string, cannot connect, version refused). The caller owns the
+ * session and frees it with gn_session_destroy(). `opts` may be NULL for
+ * defaults; its strings are copied.
+ */
+struct gn_session *gn_session_create(const struct gn_session_opts *opts);
+
+/*
+ * Close the session and free every tensor it made. Sets *session to NULL;
+ * NULL or *session == NULL is a no-op.
+ */
+void gn_session_destroy(struct gn_session **session);
+
+/* What a session has moved and how long its last round trip took. */
+struct gn_session_stats {
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t requests;
+	uint64_t last_latency_ns; /* last materialize, send to result */
+	uint64_t last_exec_ns;    /* of which the backend spent executing */
+};
+
+/* Copy the session's counters into `stats`. Returns 0 or -EINVAL. */
+int gn_session_get_stats(const struct gn_session *session,
+			 struct gn_session_stats *stats);
+
+/* The backend that executes this session's plans ("cpu", "cuda"), or "". */
+const char *gn_session_backend(const struct gn_session *session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GENIE_SESSION_H */

@@ -1,0 +1,380 @@
+/*
+ * Materialize: turn the graph behind a tensor into a plan, run it on the
+ * session's target, and keep the value.
+ *
+ * The walk collects, in topological order, every lazy node the tensor
+ * depends on; tensors that already hold bytes become OP_INPUT leaves whose
+ * bytes travel as payload (remote) or are borrowed in place (local).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "clock.h"
+#include "executor.h"
+#include "frame.h"
+#include "genie/control.pb-c.h"
+#include "genie/envelope.pb-c.h"
+#include "gn_error.h"
+#include "hash.h"
+
+struct walk {
+	struct gn_tensor **order; /* topological: operands first */
+	uint32_t n;
+	uint32_t nleaves;
+};
+
+/* Iterative post-order DFS, so deep graphs cannot overflow the C stack. */
+static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
+		      size_t cap, struct walk *w)
+{
+	struct gn_session *s = root->session;
+	struct frame {
+		struct gn_tensor *t;
+		uint8_t next;
+	} *stack;
+	size_t sp = 0;
+
+	w->order = gn_arena_alloc(scratch, cap * sizeof(*w->order),
+				  _Alignof(struct gn_tensor *));
+	stack = gn_arena_alloc(scratch, cap * sizeof(*stack),
+			       _Alignof(struct frame));
+	if (w->order == NULL || stack == NULL)
+		return gn_last_error_code();
+	w->n = w->nleaves = 0;
+	s->visit++;
+	stack[sp++] = (struct frame){root, 0};
+	root->visit = s->visit;
+	while (sp > 0) {
+		struct frame *f = &stack[sp - 1];
+		struct gn_tensor *t = f->t;
+
+		if (t->data == NULL && f->next < t->nin) {
+			struct gn_tensor *c = t->in[f->next++];
+
+			if (c->visit != s->visit) {
+				c->visit = s->visit;
+				stack[sp++] = (struct frame){c, 0};
+			}
+			continue;
+		}
+		t->index = w->n;
+		w->order[w->n++] = t;
+		if (t->data != NULL)
+			w->nleaves++;
+		sp--;
+	}
+	return 0;
+}
+
+/* Structural fingerprint: ops, operand indices, dtypes, shapes; no values. */
+static uint64_t fingerprint(const struct walk *w)
+{
+	struct gn_hasher h;
+	uint64_t fp;
+
+	if (gn_hasher_init(&h, 0x67656e6965ull) != 0)
+		return 0;
+	for (uint32_t i = 0; i < w->n; i++) {
+		const struct gn_tensor *t = w->order[i];
+		uint32_t head[3] = {t->data ? GN_OP_INPUT : (uint32_t)t->op,
+				    t->data ? 0 : t->nin,
+				    (uint32_t)t->meta.dtype};
+
+		gn_hasher_update(&h, head, sizeof(head));
+		gn_hasher_update(&h, t->meta.shape,
+				 sizeof(int64_t) * (size_t)t->meta.ndim);
+		for (uint32_t k = 0; !t->data && k < t->nin; k++)
+			gn_hasher_update(&h, &t->in[k]->index, sizeof(uint32_t));
+	}
+	fp = gn_hasher_digest(&h);
+	gn_hasher_fini(&h);
+	return fp;
+}
+
+/* Build the plan message; everything it points to lives in `scratch`. */
+static int build_plan(struct gn_arena *a, const struct walk *w,
+		      Genie__Plan *plan)
+{
+	Genie__Node *nodes, **nodep;
+	Genie__TensorMeta *metas;
+	uint32_t *outputs;
+
+	nodes = gn_arena_alloc(a, w->n * sizeof(*nodes), 8);
+	nodep = gn_arena_alloc(a, w->n * sizeof(*nodep), 8);
+	metas = gn_arena_alloc(a, w->n * sizeof(*metas), 8);
+	outputs = gn_arena_alloc(a, sizeof(*outputs), 4);
+	if (!nodes || !nodep || !metas || !outputs)
+		return gn_last_error_code();
+	for (uint32_t i = 0; i < w->n; i++) {
+		struct gn_tensor *t = w->order[i];
+		Genie__Node *n = &nodes[i];
+
+		genie__node__init(n);
+		genie__tensor_meta__init(&metas[i]);
+		metas[i].dtype = (Genie__DType)t->meta.dtype;
+		metas[i].n_shape = (size_t)t->meta.ndim;
+		metas[i].shape = t->meta.shape;
+		n->out = &metas[i];
+		if (t->data != NULL) {
+			n->op = GENIE__OP_TYPE__OP_INPUT;
+			if (!t->has_handle && gn_tensor_assign_handle(t) != 0)
+				return gn_last_error_code();
+			n->handle.data = t->handle;
+			n->handle.len = GN_HANDLE_SIZE;
+		} else {
+			n->op = (Genie__OpType)t->op;
+			n->n_inputs = t->nin;
+			n->inputs = gn_arena_alloc(a, t->nin * sizeof(uint32_t),
+						   4);
+			if (n->inputs == NULL)
+				return gn_last_error_code();
+			for (uint32_t k = 0; k < t->nin; k++)
+				n->inputs[k] = t->in[k]->index;
+		}
+		nodep[i] = n;
+	}
+	outputs[0] = w->n - 1; /* the root comes last in post-order */
+	genie__plan__init(plan);
+	plan->schema_version = GN_SCHEMA_VERSION;
+	plan->n_nodes = w->n;
+	plan->nodes = nodep;
+	plan->n_outputs = 1;
+	plan->outputs = outputs;
+	plan->fingerprint = fingerprint(w);
+	return 0;
+}
+
+/* Keep the result bytes in `t`, checking they are what was recorded. */
+static int adopt_result(struct gn_tensor *t, const struct gn_tensor_meta *m,
+			const uint8_t *bytes, uint64_t len)
+{
+	char s1[96], s2[96];
+	uint64_t need = gn_meta_nbytes(&t->meta);
+	void *dst;
+
+	if (!gn_meta_equal(m, &t->meta) || len != need)
+		return gn_error_set(-EPROTO,
+				    "result is %s (%llu bytes), expected %s "
+				    "(%llu bytes)",
+				    gn_meta_format(m, s1, sizeof(s1)),
+				    (unsigned long long)len,
+				    gn_meta_format(&t->meta, s2, sizeof(s2)),
+				    (unsigned long long)need);
+	dst = gn_arena_alloc(t->session->arena, need, 64);
+	if (dst == NULL)
+		return gn_last_error_code();
+	if (need)
+		memcpy(dst, bytes, need);
+	t->data = dst;
+	return 0;
+}
+
+static int run_local(struct gn_tensor *t, const struct walk *w,
+		     const Genie__Plan *pbplan)
+{
+	struct gn_session *s = t->session;
+	struct gn_exec_input *in;
+	struct gn_exec_result res;
+	struct gn_plan *plan = NULL;
+	uint32_t k = 0;
+	int rc;
+
+	in = calloc(w->nleaves + 1, sizeof(*in));
+	if (in == NULL)
+		return gn_error_set(-ENOMEM, "materialize: out of memory");
+	for (uint32_t i = 0; i < w->n; i++) {
+		const struct gn_tensor *l = w->order[i];
+
+		if (l->data == NULL)
+			continue;
+		in[k].handle = l->handle;
+		in[k].data = l->data;
+		in[k++].len = gn_meta_nbytes(&l->meta);
+	}
+	/* The same validation a runtime applies, then the same executor. */
+	rc = gn_plan_decode(pbplan, &plan);
+	if (rc == 0)
+		rc = gn_exec_run(&s->backend, plan, in, k, &res);
+	if (rc == 0) {
+		rc = adopt_result(t, &res.metas[0], res.payload,
+				  res.payload_len);
+		s->stats.last_exec_ns = res.exec_ns;
+		gn_exec_result_fini(&res);
+	}
+	gn_plan_free(&plan);
+	free(in);
+	return rc;
+}
+
+/* Turn a reply envelope into a result or the runtime's error. */
+static int take_reply(struct gn_tensor *t, uint64_t req_id,
+		      const struct gn_msg *msg)
+{
+	struct gn_session *s = t->session;
+	size_t cap = s->conn->limits.max_envelope;
+	Genie__Envelope *env;
+	Genie__ExecResult *er = NULL;
+	struct gn_tensor_meta m;
+	int rc;
+
+	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
+					      msg->env, msg->env_len, cap);
+	if (env == NULL)
+		return gn_last_error_code();
+	if (env->request_id != req_id) {
+		rc = gn_error_set(-EPROTO, "reply to request %llu, expected %llu",
+				  (unsigned long long)env->request_id,
+				  (unsigned long long)req_id);
+		goto out;
+	}
+	if (env->type == GENIE__MSG_TYPE__MSG_TYPE_ERROR) {
+		Genie__ErrorReply *e = (Genie__ErrorReply *)gn_pb_unpack(
+			&genie__error_reply__descriptor, env->body.data,
+			env->body.len, cap);
+
+		rc = e ? gn_error_set(e->code < 0 ? e->code : -EPROTO,
+				      "runtime: %s", e->message)
+		       : gn_last_error_code();
+		if (e)
+			protobuf_c_message_free_unpacked(&e->base, NULL);
+		goto out;
+	}
+	if (env->type != GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT) {
+		rc = gn_error_set(-EPROTO, "expected ExecResult, got type %d",
+				  (int)env->type);
+		goto out;
+	}
+	er = (Genie__ExecResult *)gn_pb_unpack(&genie__exec_result__descriptor,
+					       env->body.data, env->body.len,
+					       cap);
+	if (er == NULL) {
+		rc = gn_last_error_code();
+		goto out;
+	}
+	if (er->n_outputs != 1 || er->n_payload != 1) {
+		rc = gn_error_set(-EPROTO, "result has %zu outputs, expected 1",
+				  er->n_outputs);
+		goto out;
+	}
+	rc = gn_meta_from_pb(er->outputs[0], &m, "result");
+	if (rc != 0)
+		goto out;
+	if (er->payload[0]->offset > msg->payload_len ||
+	    er->payload[0]->length > msg->payload_len - er->payload[0]->offset) {
+		rc = gn_error_set(-EPROTO,
+				  "result bytes lie outside the %zu-byte payload",
+				  msg->payload_len);
+		goto out;
+	}
+	rc = adopt_result(t, &m, msg->payload + er->payload[0]->offset,
+			  er->payload[0]->length);
+	s->stats.last_exec_ns = er->exec_ns;
+out:
+	if (er)
+		protobuf_c_message_free_unpacked(&er->base, NULL);
+	protobuf_c_message_free_unpacked(&env->base, NULL);
+	return rc;
+}
+
+static int run_remote(struct gn_tensor *t, struct gn_arena *a,
+		      const struct walk *w, Genie__Plan *pbplan)
+{
+	struct gn_session *s = t->session;
+	Genie__ExecRequest req = GENIE__EXEC_REQUEST__INIT;
+	Genie__PayloadRef *refs, **refp;
+	struct iovec *iov;
+	struct gn_msg msg = {0};
+	uint64_t req_id = s->next_request_id++, off = 0;
+	uint8_t *env;
+	size_t env_len;
+	uint32_t k = 0;
+	int rc;
+
+	refs = gn_arena_alloc(a, (w->nleaves + 1) * sizeof(*refs), 8);
+	refp = gn_arena_alloc(a, (w->nleaves + 1) * sizeof(*refp), 8);
+	iov = gn_arena_alloc(a, (w->nleaves + 1) * sizeof(*iov), 8);
+	if (!refs || !refp || !iov)
+		return gn_last_error_code();
+	for (uint32_t i = 0; i < w->n; i++) {
+		struct gn_tensor *l = w->order[i];
+		uint64_t len;
+
+		if (l->data == NULL)
+			continue;
+		len = gn_meta_nbytes(&l->meta);
+		genie__payload_ref__init(&refs[k]);
+		refs[k].handle.data = l->handle;
+		refs[k].handle.len = GN_HANDLE_SIZE;
+		refs[k].offset = off;
+		refs[k].length = len;
+		refp[k] = &refs[k];
+		iov[k] = (struct iovec){l->data, len};
+		off += len;
+		k++;
+	}
+	req.plan = pbplan;
+	req.n_inputs = k;
+	req.inputs = refp;
+	rc = gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST, req_id,
+			      &req.base, &env, &env_len);
+	if (rc != 0)
+		return rc;
+	rc = gn_conn_send(s->conn, env, env_len, iov, (int)k, s->timeout_ms);
+	free(env);
+	if (rc != 0)
+		return rc;
+	rc = gn_conn_recv(s->conn, &msg, s->timeout_ms);
+	if (rc != 0)
+		return rc;
+	rc = take_reply(t, req_id, &msg);
+	gn_msg_release(&msg);
+	return rc;
+}
+
+int gn_tensor_materialize(struct gn_tensor *t)
+{
+	struct gn_session *s;
+	struct gn_arena *scratch;
+	Genie__Plan plan;
+	struct walk w = {0};
+	uint64_t t0;
+	int rc;
+
+	if (t == NULL)
+		return gn_error_set(-EINVAL, "materialize: NULL tensor");
+	if (t->data != NULL)
+		return 0;
+	s = t->session;
+	if (s->kind == GN_TARGET_REMOTE && s->conn == NULL)
+		return gn_error_set(-ECONNRESET,
+				    "materialize: the session lost its runtime "
+				    "connection earlier; create a new session");
+	scratch = gn_arena_create(0);
+	if (scratch == NULL)
+		return gn_last_error_code();
+	t0 = gn_clock_ns();
+	/* No walk can hold more nodes than the session ever recorded. */
+	rc = walk_graph(scratch, t, s->nnodes, &w);
+	if (rc == 0)
+		rc = build_plan(scratch, &w, &plan);
+	if (rc == 0)
+		rc = s->kind == GN_TARGET_LOCAL ? run_local(t, &w, &plan)
+						: run_remote(t, scratch, &w,
+							     &plan);
+	if (rc == 0) {
+		s->stats.last_latency_ns = gn_clock_ns() - t0;
+		s->stats.requests++;
+	} else if (s->kind == GN_TARGET_REMOTE &&
+		   (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
+		    rc == -EBADMSG || rc == -EMSGSIZE)) {
+		/* The stream is out of step or gone: stop using it. */
+		s->stats.bytes_sent = s->conn->stats.bytes_sent;
+		s->stats.bytes_received = s->conn->stats.bytes_received;
+		gn_conn_close(&s->conn);
+	}
+	gn_arena_destroy(&scratch);
+	return rc;
+}

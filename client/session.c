@@ -1,0 +1,203 @@
+/*
+ * Sessions: where a client's work runs (see genie/session.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "frame.h"
+#include "genie/control.pb-c.h"
+#include "genie/envelope.pb-c.h"
+#include "gn_error.h"
+
+void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size)
+{
+	struct gn_session_opts d = {
+		.opts_size = opts_size,
+		.target = "local",
+		.timeout_ms = 30000,
+		.max_frame_size = GN_DEFAULT_MAX_PAYLOAD,
+		.name = "genie-client",
+	};
+
+	if (opts == NULL)
+		return;
+	memcpy(opts, &d, opts_size < sizeof(d) ? opts_size : sizeof(d));
+}
+
+/* Send Hello and wait for HelloAck; an ErrorReply becomes the error. */
+static int handshake(struct gn_session *s, const char *name)
+{
+	Genie__Hello h = GENIE__HELLO__INIT;
+	Genie__Envelope *env = NULL;
+	Genie__HelloAck *ack = NULL;
+	struct gn_msg msg = {0};
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	h.min_version = GN_SCHEMA_VERSION_MIN;
+	h.max_version = GN_SCHEMA_VERSION;
+	h.peer_name = (char *)name;
+	rc = gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_HELLO, 0, &h.base, &buf,
+			      &len);
+	if (rc != 0)
+		return rc;
+	rc = gn_conn_send(s->conn, buf, len, NULL, 0, s->timeout_ms);
+	free(buf);
+	if (rc != 0)
+		return rc;
+	rc = gn_conn_recv(s->conn, &msg, s->timeout_ms);
+	if (rc != 0)
+		return rc;
+	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
+					      msg.env, msg.env_len,
+					      s->conn->limits.max_envelope);
+	if (env == NULL) {
+		rc = gn_last_error_code();
+		goto out;
+	}
+	if (env->type == GENIE__MSG_TYPE__MSG_TYPE_ERROR) {
+		Genie__ErrorReply *er = (Genie__ErrorReply *)gn_pb_unpack(
+			&genie__error_reply__descriptor, env->body.data,
+			env->body.len, s->conn->limits.max_envelope);
+
+		rc = er ? gn_error_set(er->code < 0 ? er->code : -EPROTO,
+				       "runtime refused the session: %s",
+				       er->message)
+			: gn_last_error_code();
+		if (er)
+			protobuf_c_message_free_unpacked(&er->base, NULL);
+		goto out;
+	}
+	if (env->type != GENIE__MSG_TYPE__MSG_TYPE_HELLO_ACK) {
+		rc = gn_error_set(-EPROTO,
+				  "handshake: expected HelloAck, got message "
+				  "type %d",
+				  (int)env->type);
+		goto out;
+	}
+	ack = (Genie__HelloAck *)gn_pb_unpack(&genie__hello_ack__descriptor,
+					      env->body.data, env->body.len,
+					      s->conn->limits.max_envelope);
+	if (ack == NULL) {
+		rc = gn_last_error_code();
+		goto out;
+	}
+	snprintf(s->backend_name, sizeof(s->backend_name), "%s",
+		 ack->backend);
+	rc = 0;
+out:
+	if (ack)
+		protobuf_c_message_free_unpacked(&ack->base, NULL);
+	if (env)
+		protobuf_c_message_free_unpacked(&env->base, NULL);
+	gn_msg_release(&msg);
+	return rc;
+}
+
+struct gn_session *gn_session_create(const struct gn_session_opts *user)
+{
+	struct gn_session_opts opts;
+	struct gn_transport_opts topts;
+	struct gn_session *s;
+	int rc;
+
+	gn_session_opts_init(&opts, sizeof(opts));
+	if (user != NULL) {
+		if (user->opts_size == 0 || user->opts_size > sizeof(opts)) {
+			gn_error_set(-EINVAL,
+				     "session: opts_size %zu, expected 1..%zu "
+				     "(call gn_session_opts_init)",
+				     user->opts_size, sizeof(opts));
+			return NULL;
+		}
+		memcpy(&opts, user, user->opts_size);
+	}
+	if (opts.target == NULL)
+		opts.target = "local";
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		gn_error_set(-ENOMEM, "session: out of memory");
+		return NULL;
+	}
+	s->timeout_ms = opts.timeout_ms;
+	s->next_request_id = 1;
+	s->arena = gn_arena_create(0);
+	if (s->arena == NULL)
+		goto fail;
+
+	if (strcmp(opts.target, "local") == 0) {
+		s->kind = GN_TARGET_LOCAL;
+		rc = gn_backend_open("cpu", &s->backend);
+		if (rc != 0)
+			goto fail;
+		snprintf(s->backend_name, sizeof(s->backend_name), "%s",
+			 s->backend.ops->name);
+		return s;
+	}
+	s->kind = GN_TARGET_REMOTE;
+	gn_transport_opts_init(&topts, sizeof(topts));
+	topts.limits.max_payload = opts.max_frame_size;
+	rc = gn_connect(opts.target, &topts, opts.timeout_ms, &s->conn);
+	if (rc != 0) {
+		if (rc == -EINVAL && strstr(opts.target, "://") == NULL)
+			gn_error_set(rc,
+				     "session: target '%s', expected \"local\" "
+				     "or \"tcp://HOST:PORT\"",
+				     opts.target);
+		goto fail;
+	}
+	rc = handshake(s, opts.name ? opts.name : "genie-client");
+	if (rc != 0)
+		goto fail;
+	return s;
+
+fail:
+	gn_session_destroy(&s);
+	return NULL;
+}
+
+void gn_session_destroy(struct gn_session **sp)
+{
+	struct gn_session *s;
+	uint8_t *buf;
+	size_t len;
+
+	if (sp == NULL || *sp == NULL)
+		return;
+	s = *sp;
+	if (s->conn != NULL) {
+		/* Best effort: the runtime also copes with a silent close. */
+		if (gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_GOODBYE, 0, NULL,
+				     &buf, &len) == 0) {
+			gn_conn_send(s->conn, buf, len, NULL, 0, 1000);
+			free(buf);
+		}
+		gn_conn_close(&s->conn);
+	}
+	gn_backend_close(&s->backend);
+	gn_arena_destroy(&s->arena);
+	free(s);
+	*sp = NULL;
+}
+
+int gn_session_get_stats(const struct gn_session *s,
+			 struct gn_session_stats *stats)
+{
+	if (s == NULL || stats == NULL)
+		return gn_error_set(-EINVAL, "session stats: NULL argument");
+	*stats = s->stats;
+	if (s->conn != NULL) {
+		stats->bytes_sent = s->conn->stats.bytes_sent;
+		stats->bytes_received = s->conn->stats.bytes_received;
+	}
+	return 0;
+}
+
+const char *gn_session_backend(const struct gn_session *s)
+{
+	return s ? s->backend_name : "";
+}

@@ -1,0 +1,155 @@
+/*
+ * Transport registry and the dispatching wrappers every caller uses.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gn_error.h"
+#include "transport.h"
+
+#define MAX_TRANSPORTS 8
+
+static const struct gn_transport_ops *g_transports[MAX_TRANSPORTS];
+static int g_ntransports;
+
+void gn_transport_register(const struct gn_transport_ops *ops)
+{
+	/* Runs from constructors, before main and before any thread. */
+	if (g_ntransports < MAX_TRANSPORTS)
+		g_transports[g_ntransports++] = ops;
+}
+
+const struct gn_transport_ops *gn_transport_find(const char *name)
+{
+	for (int i = 0; i < g_ntransports; i++)
+		if (strcmp(g_transports[i]->name, name) == 0)
+			return g_transports[i];
+	return NULL;
+}
+
+void gn_transport_opts_init(struct gn_transport_opts *opts, size_t opts_size)
+{
+	struct gn_transport_opts d = {
+		.opts_size = opts_size,
+		.limits = {GN_DEFAULT_MAX_ENVELOPE, GN_DEFAULT_MAX_PAYLOAD},
+	};
+
+	memcpy(opts, &d, opts_size < sizeof(d) ? opts_size : sizeof(d));
+}
+
+int gn_transport_resolve(const char *url, const struct gn_transport_ops **ops,
+			 const char **rest)
+{
+	const char *sep = strstr(url, "://");
+	char scheme[16], known[128] = "";
+	size_t n;
+
+	if (sep == NULL || sep == url)
+		return gn_error_set(-EINVAL,
+				    "address '%s': expected SCHEME://HOST:PORT",
+				    url);
+	n = (size_t)(sep - url);
+	if (n >= sizeof(scheme))
+		return gn_error_set(-EPROTONOSUPPORT,
+				    "address '%s': scheme too long", url);
+	memcpy(scheme, url, n);
+	scheme[n] = '\0';
+	*ops = gn_transport_find(scheme);
+	if (*ops == NULL) {
+		for (int i = 0; i < g_ntransports; i++) {
+			size_t k = strlen(known);
+
+			snprintf(known + k, sizeof(known) - k, "%s%s",
+				 i ? ", " : "", g_transports[i]->name);
+		}
+		return gn_error_set(-EPROTONOSUPPORT,
+				    "address '%s': unknown transport '%s', "
+				    "this build has: %s",
+				    url, scheme, known);
+	}
+	*rest = sep + 3;
+	return 0;
+}
+
+int gn_addr_split(const char *addr, char *host, size_t host_len,
+		  uint16_t *port)
+{
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	unsigned long p;
+	size_t n;
+
+	if (colon == NULL || colon == addr || colon[1] == '\0')
+		return gn_error_set(-EINVAL, "address '%s': expected HOST:PORT",
+				    addr);
+	n = (size_t)(colon - addr);
+	if (n >= host_len)
+		return gn_error_set(-EINVAL, "address '%s': host too long",
+				    addr);
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || errno != 0 || p > 65535)
+		return gn_error_set(-EINVAL,
+				    "address '%s': port '%s' is not a number "
+				    "in 0..65535",
+				    addr, colon + 1);
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+void gn_msg_release(struct gn_msg *msg)
+{
+	free(msg->buf);
+	memset(msg, 0, sizeof(*msg));
+}
+
+int gn_listen(const char *url, const struct gn_transport_opts *opts,
+	      struct gn_listener **out)
+{
+	const struct gn_transport_ops *ops;
+	const char *rest;
+	int rc = gn_transport_resolve(url, &ops, &rest);
+
+	return rc ? rc : ops->listen(rest, opts, out);
+}
+
+int gn_connect(const char *url, const struct gn_transport_opts *opts,
+	       int timeout_ms, struct gn_conn **out)
+{
+	const struct gn_transport_ops *ops;
+	const char *rest;
+	int rc = gn_transport_resolve(url, &ops, &rest);
+
+	return rc ? rc : ops->connect(rest, opts, timeout_ms, out);
+}
+
+int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,
+		 const struct iovec *payload, int iovcnt, int timeout_ms)
+{
+	return c->ops->send(c, env, env_len, payload, iovcnt, timeout_ms);
+}
+
+int gn_conn_recv(struct gn_conn *c, struct gn_msg *msg, int timeout_ms)
+{
+	return c->ops->recv(c, msg, timeout_ms);
+}
+
+void gn_conn_close(struct gn_conn **c)
+{
+	if (c == NULL || *c == NULL)
+		return;
+	(*c)->ops->close(*c);
+	*c = NULL;
+}
+
+void gn_listener_close(struct gn_listener **l)
+{
+	if (l == NULL || *l == NULL)
+		return;
+	(*l)->ops->listener_close(*l);
+	*l = NULL;
+}

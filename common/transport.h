@@ -1,0 +1,131 @@
+/*
+ * The transport interface every data path implements.
+ *
+ * A transport moves messages (one packed genie.Envelope plus an optional
+ * payload of tensor bytes) between a client and a runtime. Each transport
+ * lives in its own file, fills a struct gn_transport_ops and registers it
+ * by name with GN_TRANSPORT_REGISTER(); callers pick one by the scheme of
+ * an address ("tcp://127.0.0.1:7070") and never see its internals. The TCP
+ * transport is the fallback and the baseline; DPDK and verbs transports
+ * plug in the same way.
+ *
+ * Calls block up to the timeout they are given; a timeout of -1 waits
+ * forever. A connection is used by one thread at a time.
+ */
+#ifndef GN_COMMON_TRANSPORT_H
+#define GN_COMMON_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "frame.h"
+
+struct gn_transport_ops;
+
+struct gn_transport_opts {
+	size_t opts_size;
+	struct gn_frame_limits limits; /* caps on what this end accepts */
+};
+
+void gn_transport_opts_init(struct gn_transport_opts *opts, size_t opts_size);
+
+struct gn_transport_stats {
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t msgs_sent;
+	uint64_t msgs_received;
+};
+
+/* Common head of every transport's connection; transports embed it first. */
+struct gn_conn {
+	const struct gn_transport_ops *ops;
+	struct gn_transport_stats stats;
+	struct gn_frame_limits limits;
+	char peer[64]; /* "HOST:PORT" of the other end, for logs */
+};
+
+/* Common head of every transport's listener. */
+struct gn_listener {
+	const struct gn_transport_ops *ops;
+	struct gn_transport_opts opts;
+	char addr[64]; /* bound "HOST:PORT", the real port when 0 was asked */
+};
+
+/* A received message. Owns its buffer; release with gn_msg_release(). */
+struct gn_msg {
+	uint8_t *buf; /* one allocation holding envelope then payload */
+	const uint8_t *env;
+	size_t env_len;
+	uint8_t *payload;
+	size_t payload_len;
+};
+
+void gn_msg_release(struct gn_msg *msg);
+
+struct gn_transport_ops {
+	const char *name; /* the address scheme: "tcp" */
+
+	/* Listen on `addr` ("HOST:PORT", port 0 picks one). */
+	int (*listen)(const char *addr, const struct gn_transport_opts *opts,
+		      struct gn_listener **out);
+	/* Accept one connection, waiting up to timeout_ms; -ETIMEDOUT if none. */
+	int (*accept)(struct gn_listener *l, int timeout_ms,
+		      struct gn_conn **out);
+	/* A file descriptor that polls readable when accept would not wait. */
+	int (*listener_fd)(const struct gn_listener *l);
+	void (*listener_close)(struct gn_listener *l);
+
+	int (*connect)(const char *addr, const struct gn_transport_opts *opts,
+		       int timeout_ms, struct gn_conn **out);
+	/* Send envelope + payload pieces as one message. */
+	int (*send)(struct gn_conn *c, const uint8_t *env, size_t env_len,
+		    const struct iovec *payload, int iovcnt, int timeout_ms);
+	/*
+	 * Receive one message. -ECONNRESET when the peer closed between
+	 * messages; -EPROTO when it closed inside one (truncated frame);
+	 * -EBADMSG/-EMSGSIZE for a bad header; -ETIMEDOUT.
+	 */
+	int (*recv)(struct gn_conn *c, struct gn_msg *msg, int timeout_ms);
+	/* A file descriptor that polls readable when a message is arriving. */
+	int (*conn_fd)(const struct gn_conn *c);
+	void (*close)(struct gn_conn *c);
+};
+
+/* Register a transport; called by GN_TRANSPORT_REGISTER at load time. */
+void gn_transport_register(const struct gn_transport_ops *ops);
+
+#define GN_TRANSPORT_REGISTER(ops)                                        \
+	__attribute__((constructor)) static void gn_transport_reg_##ops(void) \
+	{                                                                 \
+		gn_transport_register(&(ops));                            \
+	}
+
+/* The transport registered under `name`, or NULL. */
+const struct gn_transport_ops *gn_transport_find(const char *name);
+
+/*
+ * Split "SCHEME://REST" into a transport and REST. Returns 0, -EINVAL for a
+ * string without "://", -EPROTONOSUPPORT for an unregistered scheme (the
+ * detail lists the registered ones). *rest points into `url`.
+ */
+int gn_transport_resolve(const char *url, const struct gn_transport_ops **ops,
+			 const char **rest);
+
+/* Split "HOST:PORT" into parts. -EINVAL naming the string when malformed. */
+int gn_addr_split(const char *addr, char *host, size_t host_len,
+		  uint16_t *port);
+
+/* Dispatching wrappers; see struct gn_transport_ops. */
+int gn_listen(const char *url, const struct gn_transport_opts *opts,
+	      struct gn_listener **out);
+int gn_connect(const char *url, const struct gn_transport_opts *opts,
+	       int timeout_ms, struct gn_conn **out);
+int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,
+		 const struct iovec *payload, int iovcnt, int timeout_ms);
+int gn_conn_recv(struct gn_conn *c, struct gn_msg *msg, int timeout_ms);
+/* Close and free; sets *c to NULL. NULL is a no-op. */
+void gn_conn_close(struct gn_conn **c);
+void gn_listener_close(struct gn_listener **l);
+
+#endif /* GN_COMMON_TRANSPORT_H */

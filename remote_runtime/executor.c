@@ -1,0 +1,164 @@
+/*
+ * Plan execution (see executor.h). Each node gets its own device buffer
+ * for the duration of the run; liveness-based reuse comes with the memory
+ * planner.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "executor.h"
+#include "gn_error.h"
+
+static const struct gn_exec_input *find_input(const struct gn_exec_input *in,
+					      size_t nin, const uint8_t *handle)
+{
+	for (size_t i = 0; i < nin; i++)
+		if (memcmp(in[i].handle, handle, GN_HANDLE_SIZE) == 0)
+			return &in[i];
+	return NULL;
+}
+
+static void handle_hex(const uint8_t *h, char *buf)
+{
+	for (int i = 0; i < GN_HANDLE_SIZE; i++)
+		sprintf(buf + 2 * i, "%02x", h[i]);
+}
+
+/* Re-prefix the current error detail with the node it happened at. */
+static int node_error(int rc, uint32_t i, const struct gn_plan_node *n)
+{
+	char detail[400];
+
+	snprintf(detail, sizeof(detail), "%s", gn_last_error());
+	return gn_error_set(rc, "plan node %u (%s): %s", i, gn_op_name(n->op),
+			    detail);
+}
+
+static int upload_input(struct gn_backend *b, uint32_t i,
+			const struct gn_plan_node *n, void *dev,
+			const struct gn_exec_input *in, size_t nin)
+{
+	const struct gn_exec_input *src = find_input(in, nin, n->handle);
+	char hex[2 * GN_HANDLE_SIZE + 1], ms[96];
+	uint64_t need = gn_meta_nbytes(&n->meta);
+
+	if (src == NULL) {
+		handle_hex(n->handle, hex);
+		return gn_error_set(-ENOENT,
+				    "plan node %u (input): no bytes for handle "
+				    "%s",
+				    i, hex);
+	}
+	if (src->len != need)
+		return gn_error_set(-EINVAL,
+				    "plan node %u (input): %llu bytes supplied, "
+				    "%s needs %llu",
+				    i, (unsigned long long)src->len,
+				    gn_meta_format(&n->meta, ms, sizeof(ms)),
+				    (unsigned long long)need);
+	if (need == 0)
+		return 0;
+	return b->ops->upload(b->ctx, dev, src->data, need);
+}
+
+int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
+		const struct gn_exec_input *in, size_t nin,
+		struct gn_exec_result *res)
+{
+	uint64_t t0 = gn_clock_ns();
+	void **bufs;
+	int rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	bufs = calloc(plan->nnodes, sizeof(*bufs));
+	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
+	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
+	if (bufs == NULL || res->metas == NULL || res->offsets == NULL) {
+		rc = gn_error_set(-ENOMEM, "executor: no memory for a plan of "
+				  "%u nodes", plan->nnodes);
+		goto out;
+	}
+
+	for (uint32_t i = 0; i < plan->nnodes; i++) {
+		const struct gn_plan_node *n = &plan->nodes[i];
+		const struct gn_tensor_meta *im[GN_MAX_OPERANDS];
+		const void *ib[GN_MAX_OPERANDS];
+		uint64_t bytes = gn_meta_nbytes(&n->meta);
+		char ms[96];
+
+		/* One spare byte keeps empty tensors distinct and non-NULL. */
+		bufs[i] = b->ops->alloc(b->ctx, bytes ? bytes : 1);
+		if (bufs[i] == NULL) {
+			rc = gn_error_set(-ENOMEM,
+					  "plan node %u (%s): cannot allocate "
+					  "%llu bytes for %s on %s",
+					  i, gn_op_name(n->op),
+					  (unsigned long long)bytes,
+					  gn_meta_format(&n->meta, ms, sizeof(ms)),
+					  b->ops->name);
+			goto out;
+		}
+		if (n->op == GN_OP_INPUT) {
+			rc = upload_input(b, i, n, bufs[i], in, nin);
+			if (rc != 0)
+				goto out;
+			continue;
+		}
+		for (uint32_t k = 0; k < n->nin; k++) {
+			im[k] = &plan->nodes[n->in[k]].meta;
+			ib[k] = bufs[n->in[k]];
+		}
+		rc = b->ops->run(b->ctx, n->op, im, ib, (int)n->nin, &n->meta,
+				 bufs[i]);
+		if (rc != 0) {
+			rc = node_error(rc, i, n);
+			goto out;
+		}
+	}
+
+	for (uint32_t k = 0; k < plan->noutputs; k++) {
+		res->metas[k] = plan->nodes[plan->outputs[k]].meta;
+		res->offsets[k] = res->payload_len;
+		res->payload_len += gn_meta_nbytes(&res->metas[k]);
+	}
+	res->payload = malloc(res->payload_len ? res->payload_len : 1);
+	if (res->payload == NULL) {
+		rc = gn_error_set(-ENOMEM,
+				  "executor: cannot allocate %llu bytes of "
+				  "results",
+				  (unsigned long long)res->payload_len);
+		goto out;
+	}
+	rc = b->ops->sync(b->ctx);
+	for (uint32_t k = 0; rc == 0 && k < plan->noutputs; k++) {
+		uint64_t len = gn_meta_nbytes(&res->metas[k]);
+
+		if (len)
+			rc = b->ops->download(b->ctx,
+					      res->payload + res->offsets[k],
+					      bufs[plan->outputs[k]], len);
+	}
+	res->noutputs = plan->noutputs;
+	res->exec_ns = gn_clock_ns() - t0;
+
+out:
+	if (bufs != NULL)
+		for (uint32_t i = 0; i < plan->nnodes; i++)
+			if (bufs[i] != NULL)
+				b->ops->free(b->ctx, bufs[i]);
+	free(bufs);
+	if (rc != 0)
+		gn_exec_result_fini(res);
+	return rc;
+}
+
+void gn_exec_result_fini(struct gn_exec_result *res)
+{
+	free(res->metas);
+	free(res->offsets);
+	free(res->payload);
+	memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,51 @@
+/*
+ * The executor: runs a validated plan on an opened backend.
+ *
+ * It uploads the bytes behind each input handle, runs the nodes in plan
+ * order, and downloads the requested outputs into one host buffer laid out
+ * output after output, ready to go back as a data-plane payload. The same
+ * function serves the runtime daemon and libgenie's in-process "local"
+ * target, so local and remote runs take one code path.
+ */
+#ifndef GN_RUNTIME_EXECUTOR_H
+#define GN_RUNTIME_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "plan.h"
+
+/* The bytes that feed one OP_INPUT handle. Borrowed for the call. */
+struct gn_exec_input {
+	const uint8_t *handle; /* GN_HANDLE_SIZE bytes */
+	const void *data;
+	uint64_t len;
+};
+
+/* What a run produced. Owned by the caller; free with gn_exec_result_fini. */
+struct gn_exec_result {
+	uint32_t noutputs;
+	struct gn_tensor_meta *metas; /* noutputs entries */
+	uint64_t *offsets;            /* where output i starts in payload */
+	uint8_t *payload;
+	uint64_t payload_len;
+	uint64_t exec_ns; /* upload + kernels + download */
+};
+
+/*
+ * Run `plan` on backend `b` with `nin` inputs. Returns 0 and fills `res`,
+ * or a negative errno with gn_last_error() set: -ENOENT when an input
+ * handle has no bytes, -EINVAL when its byte count does not match its
+ * meta, -ENOMEM naming the node whose buffer could not be had, or the
+ * backend's error naming the node that failed. On error `res` holds
+ * nothing to free.
+ */
+int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
+		const struct gn_exec_input *in, size_t nin,
+		struct gn_exec_result *res);
+
+/* Free what a successful gn_exec_run() put in `res`. */
+void gn_exec_result_fini(struct gn_exec_result *res);
+
+#endif /* GN_RUNTIME_EXECUTOR_H */

@@ -1,0 +1,159 @@
+/*
+ * genie-runtime: the daemon on each accelerator host. Parses options,
+ * starts the server, and stops it cleanly on SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gn_error.h"
+#include "log.h"
+#include "server.h"
+
+static struct gn_server *g_server;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (g_server != NULL)
+		gn_server_stop(g_server);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: genie-runtime [options]\n"
+		"  --listen URL      where to listen (default tcp://127.0.0.1:7070;\n"
+		"                    port 0 picks a free one)\n"
+		"  --backend NAME    auto (default: cuda if a GPU is visible, else cpu),\n"
+		"                    cpu or cuda\n"
+		"  --name NAME       name reported to clients (default genie-runtime)\n"
+		"  --max-frame BYTES largest message accepted (default 1 GiB)\n"
+		"  --port-file FILE  write the bound port to FILE once listening\n"
+		"  --log SPEC        log levels, e.g. info or runtime=debug,*=notice\n"
+		"  -h, --help        this text\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	if (errno != 0 || *end != '\0' || *s == '-') {
+		fprintf(stderr, "genie-runtime: %s expects a byte count, got '%s'\n",
+			opt, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"backend", required_argument, NULL, 'b'},
+		{"name", required_argument, NULL, 'n'},
+		{"max-frame", required_argument, NULL, 'm'},
+		{"port-file", required_argument, NULL, 'p'},
+		{"log", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct gn_server_opts opts;
+	const char *port_file = NULL;
+	struct sigaction sa;
+	uint64_t v;
+	int c, rc;
+
+	gn_server_opts_init(&opts, sizeof(opts));
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			opts.listen = optarg;
+			break;
+		case 'b':
+			opts.backend = optarg;
+			break;
+		case 'n':
+			opts.name = optarg;
+			break;
+		case 'm':
+			if (parse_u64("--max-frame", optarg, &v) != 0)
+				return 2;
+			opts.max_payload = v;
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
+		case 'L':
+			if (gn_log_set_levels(optarg) != 0) {
+				fprintf(stderr, "genie-runtime: --log: %s\n",
+					gn_last_error());
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "genie-runtime: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	/* A bare HOST:PORT means TCP, the transport every build has. */
+	char url[256];
+	if (strstr(opts.listen, "://") == NULL) {
+		snprintf(url, sizeof(url), "tcp://%s", opts.listen);
+		opts.listen = url;
+	}
+
+	g_server = gn_server_create(&opts);
+	if (g_server == NULL) {
+		fprintf(stderr, "genie-runtime: cannot start: %s (%s)\n",
+			gn_last_error(), gn_strerror(gn_last_error_code()));
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	printf("genie-runtime: listening on %s, backend %s\n",
+	       gn_server_addr(g_server), gn_server_backend(g_server));
+	fflush(stdout);
+	if (port_file != NULL) {
+		const char *colon = strrchr(gn_server_addr(g_server), ':');
+		char tmp[512];
+		FILE *f;
+
+		/* Write then rename, so a reader never sees half a number. */
+		snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+		f = fopen(tmp, "w");
+		if (f == NULL || fprintf(f, "%s\n", colon + 1) < 0 ||
+		    fclose(f) != 0 || rename(tmp, port_file) != 0) {
+			fprintf(stderr, "genie-runtime: cannot write %s: %s\n",
+				port_file, strerror(errno));
+			gn_server_destroy(&g_server);
+			return 1;
+		}
+	}
+	rc = gn_server_run(g_server);
+	gn_server_destroy(&g_server);
+	if (rc != 0) {
+		fprintf(stderr, "genie-runtime: %s\n", gn_last_error());
+		return 1;
+	}
+	printf("genie-runtime: stopped cleanly\n");
+	return 0;
+}

@@ -1,0 +1,161 @@
+/*
+ * Plan decode and validation (see plan.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "gn_error.h"
+#include "plan.h"
+
+int gn_meta_from_pb(const Genie__TensorMeta *pb, struct gn_tensor_meta *m,
+		    const char *what)
+{
+	if (pb == NULL)
+		return gn_error_set(-EINVAL, "%s: tensor meta missing", what);
+	if (pb->n_shape > GN_MAX_DIMS)
+		return gn_error_set(-EINVAL, "%s: %zu dims, expected at most %d",
+				    what, pb->n_shape, GN_MAX_DIMS);
+	memset(m, 0, sizeof(*m));
+	m->dtype = (enum gn_dtype)pb->dtype;
+	m->ndim = (int)pb->n_shape;
+	for (size_t i = 0; i < pb->n_shape; i++)
+		m->shape[i] = pb->shape[i];
+	return gn_meta_check(m, what);
+}
+
+void gn_meta_to_pb(const struct gn_tensor_meta *m, Genie__TensorMeta *pb,
+		   int64_t *dims_store)
+{
+	genie__tensor_meta__init(pb);
+	pb->dtype = (Genie__DType)m->dtype;
+	pb->n_shape = (size_t)m->ndim;
+	memcpy(dims_store, m->shape, sizeof(int64_t) * (size_t)m->ndim);
+	pb->shape = dims_store;
+}
+
+static int decode_node(const Genie__Plan *pb, uint32_t i,
+		       struct gn_plan *plan)
+{
+	const Genie__Node *n = pb->nodes[i];
+	struct gn_plan_node *pn = &plan->nodes[i];
+	const struct gn_tensor_meta *in[GN_MAX_OPERANDS];
+	struct gn_tensor_meta inferred;
+	char what[64], s1[96], s2[96];
+	int rc;
+
+	if (n == NULL)
+		return gn_error_set(-EINVAL, "plan node %u: missing", i);
+	snprintf(what, sizeof(what), "plan node %u (%s)", i,
+		 gn_op_name((enum gn_op)n->op));
+	if (gn_op_arity((enum gn_op)n->op) < 0)
+		return gn_error_set(-EOPNOTSUPP, "plan node %u: unknown op %d",
+				    i, (int)n->op);
+	pn->op = (enum gn_op)n->op;
+	rc = gn_meta_from_pb(n->out, &pn->meta, what);
+	if (rc != 0)
+		return rc;
+	if ((int)n->n_inputs != gn_op_arity(pn->op))
+		return gn_error_set(-EINVAL, "%s: %zu operands, expected %d",
+				    what, n->n_inputs, gn_op_arity(pn->op));
+	if (pn->op == GN_OP_INPUT) {
+		if (n->handle.len != GN_HANDLE_SIZE)
+			return gn_error_set(-EINVAL,
+					    "%s: handle of %zu bytes, expected "
+					    "%d",
+					    what, n->handle.len, GN_HANDLE_SIZE);
+		memcpy(pn->handle, n->handle.data, GN_HANDLE_SIZE);
+		return 0;
+	}
+	pn->nin = (uint32_t)n->n_inputs;
+	for (uint32_t k = 0; k < pn->nin; k++) {
+		if (n->inputs[k] >= i)
+			return gn_error_set(-EINVAL,
+					    "%s: operand %u names node %u, "
+					    "expected an earlier node (< %u)",
+					    what, k, n->inputs[k], i);
+		pn->in[k] = n->inputs[k];
+		in[k] = &plan->nodes[n->inputs[k]].meta;
+	}
+	rc = gn_op_infer(pn->op, in, (int)pn->nin, &inferred);
+	if (rc != 0) {
+		snprintf(s1, sizeof(s1), "%s", gn_last_error());
+		return gn_error_set(rc, "plan node %u: %s", i, s1);
+	}
+	if (!gn_meta_equal(&inferred, &pn->meta))
+		return gn_error_set(-EINVAL,
+				    "%s: recorded output %s, but operands give "
+				    "%s",
+				    what, gn_meta_format(&pn->meta, s1, sizeof(s1)),
+				    gn_meta_format(&inferred, s2, sizeof(s2)));
+	return 0;
+}
+
+int gn_plan_decode(const Genie__Plan *pb, struct gn_plan **out)
+{
+	struct gn_plan *plan;
+	int rc;
+
+	if (pb->schema_version < GN_SCHEMA_VERSION_MIN ||
+	    pb->schema_version > GN_SCHEMA_VERSION)
+		return gn_error_set(-EPROTONOSUPPORT,
+				    "plan: schema version %u, this runtime "
+				    "speaks %u..%u",
+				    pb->schema_version, GN_SCHEMA_VERSION_MIN,
+				    GN_SCHEMA_VERSION);
+	if (pb->n_nodes == 0 || pb->n_nodes > GN_PLAN_MAX_NODES)
+		return gn_error_set(-EINVAL, "plan: %zu nodes, expected 1..%u",
+				    pb->n_nodes, GN_PLAN_MAX_NODES);
+	if (pb->n_outputs == 0 || pb->n_outputs > pb->n_nodes)
+		return gn_error_set(-EINVAL,
+				    "plan: %zu outputs, expected 1..%zu",
+				    pb->n_outputs, pb->n_nodes);
+	plan = calloc(1, sizeof(*plan));
+	if (plan == NULL)
+		goto oom;
+	plan->nodes = calloc(pb->n_nodes, sizeof(*plan->nodes));
+	plan->outputs = calloc(pb->n_outputs, sizeof(*plan->outputs));
+	if (plan->nodes == NULL || plan->outputs == NULL)
+		goto oom_free;
+	plan->nnodes = (uint32_t)pb->n_nodes;
+	plan->noutputs = (uint32_t)pb->n_outputs;
+	plan->fingerprint = pb->fingerprint;
+	for (uint32_t i = 0; i < plan->nnodes; i++) {
+		rc = decode_node(pb, i, plan);
+		if (rc != 0)
+			goto fail;
+	}
+	for (uint32_t i = 0; i < plan->noutputs; i++) {
+		if (pb->outputs[i] >= plan->nnodes) {
+			rc = gn_error_set(-EINVAL,
+					  "plan: output %u names node %u, "
+					  "plan has %u nodes",
+					  i, pb->outputs[i], plan->nnodes);
+			goto fail;
+		}
+		plan->outputs[i] = pb->outputs[i];
+	}
+	*out = plan;
+	return 0;
+
+oom_free:
+	gn_plan_free(&plan);
+oom:
+	return gn_error_set(-ENOMEM, "plan: no memory for %zu nodes",
+			    pb->n_nodes);
+fail:
+	gn_plan_free(&plan);
+	return rc;
+}
+
+void gn_plan_free(struct gn_plan **plan)
+{
+	if (plan == NULL || *plan == NULL)
+		return;
+	free((*plan)->nodes);
+	free((*plan)->outputs);
+	free(*plan);
+	*plan = NULL;
+}
