@@ -430,7 +430,9 @@ static void *conn_thread(void *arg)
 	else
 		GN_LOG(WARNING, runtime, "%s: closing connection: %s",
 		       cs->conn->peer, gn_last_error());
+	/* Close here, not at reap time, so the peer sees the close now. */
 	pthread_mutex_lock(&s->conns_lock);
+	gn_conn_close(&cs->conn);
 	cs->done = 1;
 	pthread_mutex_unlock(&s->conns_lock);
 	return NULL;
@@ -452,7 +454,6 @@ static void reap(struct gn_server *s, int all)
 		if (!join)
 			continue;
 		pthread_join(cs->thread, NULL);
-		gn_conn_close(&cs->conn);
 		cs->used = cs->done = 0;
 	}
 }

@@ -1,0 +1,110 @@
+/* Start and stop a genie-runtime process for integration tests. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime_proc.h"
+
+static void nap_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+int runtime_start(struct runtime_proc *rp, const char *binary,
+		  const char *const *extra_args)
+{
+	char port_file[128];
+	const char *argv[32];
+	int n = 0;
+
+	memset(rp, 0, sizeof(*rp));
+	snprintf(rp->dir, sizeof(rp->dir), "/tmp/genie-test-XXXXXX");
+	if (mkdtemp(rp->dir) == NULL) {
+		perror("mkdtemp");
+		return -1;
+	}
+	snprintf(port_file, sizeof(port_file), "%s/port", rp->dir);
+	argv[n++] = binary;
+	argv[n++] = "--listen";
+	argv[n++] = "tcp://127.0.0.1:0";
+	argv[n++] = "--port-file";
+	argv[n++] = port_file;
+	for (int i = 0; extra_args && extra_args[i] && n < 30; i++)
+		argv[n++] = extra_args[i];
+	argv[n] = NULL;
+
+	rp->pid = fork();
+	if (rp->pid < 0) {
+		perror("fork");
+		return -1;
+	}
+	if (rp->pid == 0) {
+		execv(binary, (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", binary, strerror(errno));
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		FILE *f = fopen(port_file, "r");
+		int st;
+
+		if (f != NULL) {
+			int ok = fscanf(f, "%d", &rp->port) == 1;
+
+			fclose(f);
+			if (ok) {
+				snprintf(rp->url, sizeof(rp->url),
+					 "tcp://127.0.0.1:%d", rp->port);
+				return 0;
+			}
+		}
+		if (waitpid(rp->pid, &st, WNOHANG) == rp->pid) {
+			fprintf(stderr, "genie-runtime exited early (status "
+					"0x%x)\n", st);
+			rp->pid = 0;
+			return -1;
+		}
+		nap_ms(50);
+	}
+	fprintf(stderr, "genie-runtime did not write %s within 10 s\n",
+		port_file);
+	kill(rp->pid, SIGKILL);
+	waitpid(rp->pid, NULL, 0);
+	rp->pid = 0;
+	return -1;
+}
+
+int runtime_stop(struct runtime_proc *rp)
+{
+	char path[128];
+	int st;
+
+	if (rp->pid <= 0)
+		return -1;
+	kill(rp->pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(rp->pid, &st, WNOHANG) == rp->pid) {
+			rp->pid = 0;
+			snprintf(path, sizeof(path), "%s/port", rp->dir);
+			unlink(path);
+			rmdir(rp->dir);
+			if (WIFEXITED(st))
+				return WEXITSTATUS(st);
+			fprintf(stderr, "genie-runtime died by signal %d\n",
+				WTERMSIG(st));
+			return -1;
+		}
+		nap_ms(50);
+	}
+	fprintf(stderr, "genie-runtime ignored SIGTERM for 10 s; killing\n");
+	kill(rp->pid, SIGKILL);
+	waitpid(rp->pid, NULL, 0);
+	rp->pid = 0;
+	return -1;
+}

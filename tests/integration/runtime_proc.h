@@ -1,0 +1,31 @@
+/*
+ * Integration-test helper: start a real genie-runtime process on a free
+ * loopback port and stop it again, checking it shut down cleanly.
+ */
+#ifndef GN_TEST_RUNTIME_PROC_H
+#define GN_TEST_RUNTIME_PROC_H
+
+#include <sys/types.h>
+
+struct runtime_proc {
+	pid_t pid;
+	int port;
+	char url[64];
+	char dir[64];
+};
+
+/*
+ * Start `binary` with `--listen tcp://127.0.0.1:0` plus `extra_args`
+ * (NULL-terminated, may be NULL) and wait up to 10 s for its port.
+ * Returns 0 or -1 with a message on stderr.
+ */
+int runtime_start(struct runtime_proc *rp, const char *binary,
+		  const char *const *extra_args);
+
+/*
+ * Send SIGTERM and wait up to 10 s. Returns the exit status (0 for a clean
+ * stop), or -1 if it had to be killed or died by a signal.
+ */
+int runtime_stop(struct runtime_proc *rp);
+
+#endif
