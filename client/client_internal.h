@@ -53,6 +53,6 @@ struct gn_session {
 };
 
 /* Give `t` a fresh random handle. Returns 0 or -EIO. */
-int gn_tensor_assign_handle(struct gn_tensor *t);
+int gn_client_new_handle(struct gn_tensor *t);
 
 #endif /* GN_CLIENT_INTERNAL_H */

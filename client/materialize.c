@@ -120,7 +120,7 @@ static int build_plan(struct gn_arena *a, const struct walk *w,
 		n->out = &metas[i];
 		if (t->data != NULL) {
 			n->op = GENIE__OP_TYPE__OP_INPUT;
-			if (!t->has_handle && gn_tensor_assign_handle(t) != 0)
+			if (!t->has_handle && gn_client_new_handle(t) != 0)
 				return gn_last_error_code();
 			n->handle.data = t->handle;
 			n->handle.len = GN_HANDLE_SIZE;

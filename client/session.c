@@ -118,6 +118,8 @@ struct gn_session *gn_session_create(const struct gn_session_opts *user)
 	}
 	if (opts.target == NULL)
 		opts.target = "local";
+	if (opts.timeout_ms == 0)
+		opts.timeout_ms = 30000; /* 0 would fail every wait at once */
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		gn_error_set(-ENOMEM, "session: out of memory");

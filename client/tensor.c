@@ -8,7 +8,7 @@
 #include "client_internal.h"
 #include "gn_error.h"
 
-int gn_tensor_assign_handle(struct gn_tensor *t)
+int gn_client_new_handle(struct gn_tensor *t)
 {
 	/* getrandom() on 16 bytes never returns short once the pool is up. */
 	if (getrandom(t->handle, sizeof(t->handle), 0) !=
@@ -71,7 +71,7 @@ struct gn_tensor *gn_tensor_from_host(struct gn_session *s,
 		if (bytes)
 			memcpy(t->data, data, bytes);
 	}
-	if (gn_tensor_assign_handle(t) != 0)
+	if (gn_client_new_handle(t) != 0)
 		return NULL;
 	return t;
 }

@@ -27,7 +27,7 @@ struct gn_session;
 struct gn_session_opts {
 	size_t opts_size;      /* sizeof(struct gn_session_opts) as compiled */
 	const char *target;    /* "local" (default) or "tcp://HOST:PORT" */
-	int timeout_ms;        /* per request, default 30000 */
+	int timeout_ms;        /* per request; 0: 30000, -1: wait forever */
 	size_t max_frame_size; /* largest message accepted, default 1 GiB */
 	const char *name;      /* shown in runtime logs, default "genie-client" */
 };
