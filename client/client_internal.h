@@ -24,10 +24,10 @@
 struct gn_tensor {
 	struct gn_session *session;
 	struct gn_tensor *in[GN_MAX_INPUTS];
-	void *data;         /* host value, or NULL while still lazy */
-	enum gn_op op;      /* GN_OP_INPUT for leaves */
-	uint32_t visit;     /* materialize: last walk that saw this node */
-	uint32_t index;     /* materialize: this node's index in the plan */
+	void *data;	/* host value, or NULL while still lazy */
+	enum gn_op op;	/* GN_OP_INPUT for leaves */
+	uint32_t visit; /* materialize: last walk that saw this node */
+	uint32_t index; /* materialize: this node's index in the plan */
 	uint8_t nin;
 	uint8_t has_handle;
 	uint8_t handle[GN_HANDLE_SIZE];
@@ -43,11 +43,11 @@ struct gn_session {
 	struct gn_arena *arena;
 	enum gn_target_kind kind;
 	struct gn_backend backend; /* local target */
-	struct gn_conn *conn;      /* remote target */
+	struct gn_conn *conn;	   /* remote target */
 	char backend_name[32];
 	int timeout_ms;
-	uint32_t visit;            /* materialize walk counter */
-	uint64_t nnodes;           /* tensors recorded, bounds any walk */
+	uint32_t visit;	 /* materialize walk counter */
+	uint64_t nnodes; /* tensors recorded, bounds any walk */
 	uint64_t next_request_id;
 	struct gn_session_stats stats;
 };

@@ -34,7 +34,7 @@ static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
 	struct frame {
 		struct gn_tensor *t;
 		uint8_t next;
-	} *stack;
+	} * stack;
 	size_t sp = 0;
 
 	w->order = gn_arena_alloc(scratch, cap * sizeof(*w->order),
@@ -87,7 +87,8 @@ static uint64_t fingerprint(const struct walk *w)
 		gn_hasher_update(&h, t->meta.shape,
 				 sizeof(int64_t) * (size_t)t->meta.ndim);
 		for (uint32_t k = 0; !t->data && k < t->nin; k++)
-			gn_hasher_update(&h, &t->in[k]->index, sizeof(uint32_t));
+			gn_hasher_update(&h, &t->in[k]->index,
+					 sizeof(uint32_t));
 	}
 	fp = gn_hasher_digest(&h);
 	gn_hasher_fini(&h);
@@ -127,8 +128,8 @@ static int build_plan(struct gn_arena *a, const struct walk *w,
 		} else {
 			n->op = (Genie__OpType)t->op;
 			n->n_inputs = t->nin;
-			n->inputs = gn_arena_alloc(a, t->nin * sizeof(uint32_t),
-						   4);
+			n->inputs =
+				gn_arena_alloc(a, t->nin * sizeof(uint32_t), 4);
 			if (n->inputs == NULL)
 				return gn_last_error_code();
 			for (uint32_t k = 0; k < t->nin; k++)
@@ -225,7 +226,8 @@ static int take_reply(struct gn_tensor *t, uint64_t req_id,
 	if (env == NULL)
 		return gn_last_error_code();
 	if (env->request_id != req_id) {
-		rc = gn_error_set(-EPROTO, "reply to request %llu, expected %llu",
+		rc = gn_error_set(-EPROTO,
+				  "reply to request %llu, expected %llu",
 				  (unsigned long long)env->request_id,
 				  (unsigned long long)req_id);
 		goto out;
@@ -263,10 +265,12 @@ static int take_reply(struct gn_tensor *t, uint64_t req_id,
 	if (rc != 0)
 		goto out;
 	if (er->payload[0]->offset > msg->payload_len ||
-	    er->payload[0]->length > msg->payload_len - er->payload[0]->offset) {
-		rc = gn_error_set(-EPROTO,
-				  "result bytes lie outside the %zu-byte payload",
-				  msg->payload_len);
+	    er->payload[0]->length >
+		    msg->payload_len - er->payload[0]->offset) {
+		rc = gn_error_set(
+			-EPROTO,
+			"result bytes lie outside the %zu-byte payload",
+			msg->payload_len);
 		goto out;
 	}
 	rc = adopt_result(t, &m, msg->payload + er->payload[0]->offset,
@@ -361,9 +365,9 @@ int gn_tensor_materialize(struct gn_tensor *t)
 	if (rc == 0)
 		rc = build_plan(scratch, &w, &plan);
 	if (rc == 0)
-		rc = s->kind == GN_TARGET_LOCAL ? run_local(t, &w, &plan)
-						: run_remote(t, scratch, &w,
-							     &plan);
+		rc = s->kind == GN_TARGET_LOCAL
+			     ? run_local(t, &w, &plan)
+			     : run_remote(t, scratch, &w, &plan);
 	if (rc == 0) {
 		s->stats.last_latency_ns = gn_clock_ns() - t0;
 		s->stats.requests++;

@@ -86,8 +86,7 @@ static int handshake(struct gn_session *s, const char *name)
 		rc = gn_last_error_code();
 		goto out;
 	}
-	snprintf(s->backend_name, sizeof(s->backend_name), "%s",
-		 ack->backend);
+	snprintf(s->backend_name, sizeof(s->backend_name), "%s", ack->backend);
 	rc = 0;
 out:
 	if (ack)

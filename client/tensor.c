@@ -31,9 +31,9 @@ static struct gn_tensor *node_new(struct gn_session *s)
 	return t;
 }
 
-struct gn_tensor *gn_tensor_from_host(struct gn_session *s,
-				      enum gn_dtype dtype, int ndim,
-				      const int64_t *shape, const void *data,
+struct gn_tensor *gn_tensor_from_host(struct gn_session *s, enum gn_dtype dtype,
+				      int ndim, const int64_t *shape,
+				      const void *data,
 				      enum gn_tensor_flags flags)
 {
 	struct gn_tensor_meta m = {.dtype = dtype, .ndim = ndim};
@@ -42,14 +42,17 @@ struct gn_tensor *gn_tensor_from_host(struct gn_session *s,
 
 	if (s == NULL || (data == NULL && ndim != 0) ||
 	    (shape == NULL && ndim > 0)) {
-		gn_error_set(-EINVAL,
-			     "from_host: NULL %s", s == NULL ? "session"
-					: data == NULL ? "data" : "shape");
+		gn_error_set(-EINVAL, "from_host: NULL %s",
+			     s == NULL	    ? "session"
+			     : data == NULL ? "data"
+					    : "shape");
 		return NULL;
 	}
 	if (flags != GN_TENSOR_COPY && flags != GN_TENSOR_BORROW) {
-		gn_error_set(-EINVAL, "from_host: flags %d, expected "
-			     "GN_TENSOR_COPY or GN_TENSOR_BORROW", (int)flags);
+		gn_error_set(-EINVAL,
+			     "from_host: flags %d, expected "
+			     "GN_TENSOR_COPY or GN_TENSOR_BORROW",
+			     (int)flags);
 		return NULL;
 	}
 	if (ndim >= 0 && ndim <= GN_MAX_DIMS)
@@ -88,14 +91,17 @@ static struct gn_tensor *record(enum gn_op op, struct gn_tensor **in, int nin)
 
 	for (int i = 0; i < nin; i++) {
 		if (in[i] == NULL) {
-			gn_error_set(-EINVAL, "%s: operand %d is NULL "
+			gn_error_set(-EINVAL,
+				     "%s: operand %d is NULL "
 				     "(did an earlier op fail?)",
 				     gn_op_name(op), i);
 			return NULL;
 		}
 		if (in[i]->session != in[0]->session) {
-			gn_error_set(-EINVAL, "%s: operands come from different "
-				     "sessions", gn_op_name(op));
+			gn_error_set(-EINVAL,
+				     "%s: operands come from different "
+				     "sessions",
+				     gn_op_name(op));
 			return NULL;
 		}
 		metas[i] = &in[i]->meta;
@@ -137,7 +143,8 @@ int gn_tensor_shape(const struct gn_tensor *t, int64_t *shape)
 	if (t == NULL)
 		return gn_error_set(-EINVAL, "tensor_shape: NULL tensor");
 	if (shape != NULL)
-		memcpy(shape, t->meta.shape, sizeof(int64_t) * (size_t)t->meta.ndim);
+		memcpy(shape, t->meta.shape,
+		       sizeof(int64_t) * (size_t)t->meta.ndim);
 	return t->meta.ndim;
 }
 

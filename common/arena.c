@@ -15,7 +15,7 @@
 
 struct arena_chunk {
 	struct arena_chunk *next; /* older chunk */
-	size_t size;              /* usable bytes in data[] */
+	size_t size;		  /* usable bytes in data[] */
 	size_t used;
 	_Alignas(16) unsigned char data[];
 };
@@ -86,7 +86,8 @@ void *gn_arena_alloc(struct gn_arena *a, size_t size, size_t align)
 	if (align == 0 || (align & (align - 1)) != 0 ||
 	    align > ARENA_MAX_ALIGN) {
 		gn_error_set(-EINVAL,
-			     "arena: alignment must be a power of two <= %u, got %zu",
+			     "arena: alignment must be a power of two <= %u, "
+			     "got %zu",
 			     ARENA_MAX_ALIGN, align);
 		return NULL;
 	}
@@ -103,15 +104,17 @@ void *gn_arena_alloc(struct gn_arena *a, size_t size, size_t align)
 
 	/* Does not fit: start a new chunk big enough for this request. */
 	if (size > SIZE_MAX - align - sizeof(*c)) {
-		gn_error_set(-ENOMEM, "arena: request of %zu bytes overflows", size);
+		gn_error_set(-ENOMEM, "arena: request of %zu bytes overflows",
+			     size);
 		return NULL;
 	}
 	need = size + align - 1;
 	c = chunk_new(a, need > a->chunk_size ? need : a->chunk_size);
 	if (c == NULL) {
-		gn_error_set(-ENOMEM, "arena: cannot allocate a chunk for %zu bytes "
-			     "(%zu reserved in %zu chunks)", size, a->reserved,
-			     a->nchunks);
+		gn_error_set(-ENOMEM,
+			     "arena: cannot allocate a chunk for %zu bytes "
+			     "(%zu reserved in %zu chunks)",
+			     size, a->reserved, a->nchunks);
 		return NULL;
 	}
 	c->next = a->head;

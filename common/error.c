@@ -18,36 +18,34 @@ const char *gn_strerror(int rc)
 	if (rc < 0)
 		rc = -rc;
 	switch (rc) {
-	case 0:
-		return "success";
+	case 0: return "success";
 	case EINVAL:
-		return "invalid argument (wrong shape, dtype, option or address)";
+		return "invalid argument (wrong shape, dtype, option or "
+		       "address)";
 	case ENOMEM:
-		return "out of memory (host allocation or device pool exhausted)";
-	case EMSGSIZE:
-		return "message exceeds the configured frame size cap";
+		return "out of memory (host allocation or device pool "
+		       "exhausted)";
+	case EMSGSIZE: return "message exceeds the configured frame size cap";
 	case EBADMSG:
-		return "malformed message (bad frame header or protobuf that does not unpack)";
+		return "malformed message (bad frame header or protobuf that "
+		       "does not unpack)";
 	case EPROTO:
-		return "protocol error (truncated frame or message out of sequence)";
+		return "protocol error (truncated frame or message out of "
+		       "sequence)";
 	case EPROTONOSUPPORT:
-		return "unsupported protocol (unknown transport scheme or schema version)";
+		return "unsupported protocol (unknown transport scheme or "
+		       "schema version)";
 	case ECONNREFUSED:
-		return "connection refused (no runtime listening at that address)";
-	case ECONNRESET:
-		return "connection closed by peer";
-	case ETIMEDOUT:
-		return "timed out waiting for the peer";
+		return "connection refused (no runtime listening at that "
+		       "address)";
+	case ECONNRESET: return "connection closed by peer";
+	case ETIMEDOUT: return "timed out waiting for the peer";
 	case EOPNOTSUPP:
 		return "operation not supported by this backend or op table";
-	case ENODEV:
-		return "device not present";
-	case ENOENT:
-		return "no such object (unknown name or handle)";
-	case EALREADY:
-		return "already initialised";
-	case ENOSPC:
-		return "no space left in the given buffer";
+	case ENODEV: return "device not present";
+	case ENOENT: return "no such object (unknown name or handle)";
+	case EALREADY: return "already initialised";
+	case ENOSPC: return "no space left in the given buffer";
 	default: {
 		/* strerror() may return a per-call buffer for unknown codes;
 		 * the codes Genie returns are all known to libc. */

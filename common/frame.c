@@ -97,10 +97,11 @@ int gn_frame_hdr_decode(const uint8_t *buf, size_t len,
 				    "frame: envelope length 0, expected at "
 				    "least 1 byte");
 	if (hdr->env_len > limits->max_envelope)
-		return gn_error_set(-EMSGSIZE,
-				    "frame: envelope of %u bytes exceeds cap of "
-				    "%u bytes",
-				    hdr->env_len, limits->max_envelope);
+		return gn_error_set(
+			-EMSGSIZE,
+			"frame: envelope of %u bytes exceeds cap of "
+			"%u bytes",
+			hdr->env_len, limits->max_envelope);
 	if (hdr->payload_len > limits->max_payload)
 		return gn_error_set(-EMSGSIZE,
 				    "frame: payload of %llu bytes exceeds cap "

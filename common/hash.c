@@ -17,7 +17,8 @@ int gn_hasher_init(struct gn_hasher *h, uint64_t seed)
 
 	h->state = st;
 	if (st == NULL)
-		return gn_error_set(-ENOMEM, "hasher: cannot allocate XXH3 state");
+		return gn_error_set(-ENOMEM,
+				    "hasher: cannot allocate XXH3 state");
 	XXH3_64bits_reset_withSeed(st, seed);
 	return 0;
 }

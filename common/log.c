@@ -23,7 +23,7 @@ static char g_spec[256];
 static int g_spec_read;
 
 static const char *const level_names[] = {
-	[GN_LOG_LEVEL_ERR] = "err",       [GN_LOG_LEVEL_WARNING] = "warning",
+	[GN_LOG_LEVEL_ERR] = "err",	  [GN_LOG_LEVEL_WARNING] = "warning",
 	[GN_LOG_LEVEL_NOTICE] = "notice", [GN_LOG_LEVEL_INFO] = "info",
 	[GN_LOG_LEVEL_DEBUG] = "debug",
 };
@@ -137,9 +137,9 @@ void gn_log_write(const struct gn_log_component *c, int level, const char *fmt,
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%06ld %-7s %s: ",
-		     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000,
-		     level_names[level], c->name);
+	n = snprintf(line, sizeof(line),
+		     "%02d:%02d:%02d.%06ld %-7s %s: ", tm.tm_hour, tm.tm_min,
+		     tm.tm_sec, ts.tv_nsec / 1000, level_names[level], c->name);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -23,27 +23,28 @@ enum gn_log_level {
 
 struct gn_log_component {
 	const char *name;
-	int level;  /* -1 until first use resolves it from GENIE_LOG */
+	int level; /* -1 until first use resolves it from GENIE_LOG */
 	struct gn_log_component *next;
 };
 
 #define GN_LOG_COMPONENT(name) gn_log_component_##name
 
 #define GN_LOG_REGISTER(name)                                                 \
-	struct gn_log_component GN_LOG_COMPONENT(name) = {#name, -1, NULL}; \
+	struct gn_log_component GN_LOG_COMPONENT(name) = {#name, -1, NULL};   \
 	__attribute__((constructor)) static void gn_log_register_##name(void) \
 	{                                                                     \
-		gn_log_component_register(&GN_LOG_COMPONENT(name));          \
+		gn_log_component_register(&GN_LOG_COMPONENT(name));           \
 	}
 
-#define GN_LOG_EXTERN(name) extern struct gn_log_component GN_LOG_COMPONENT(name)
+#define GN_LOG_EXTERN(name) \
+	extern struct gn_log_component GN_LOG_COMPONENT(name)
 
-#define GN_LOG(level, name, ...)                                          \
-	do {                                                              \
-		if (gn_log_enabled(&GN_LOG_COMPONENT(name),               \
-				   GN_LOG_LEVEL_##level))                 \
-			gn_log_write(&GN_LOG_COMPONENT(name),             \
-				     GN_LOG_LEVEL_##level, __VA_ARGS__);  \
+#define GN_LOG(level, name, ...)                                         \
+	do {                                                             \
+		if (gn_log_enabled(&GN_LOG_COMPONENT(name),              \
+				   GN_LOG_LEVEL_##level))                \
+			gn_log_write(&GN_LOG_COMPONENT(name),            \
+				     GN_LOG_LEVEL_##level, __VA_ARGS__); \
 	} while (0)
 
 void gn_log_component_register(struct gn_log_component *c);

@@ -16,10 +16,10 @@ static const struct {
 	const char *name;
 	size_t size;
 } g_dtypes[] = {
-	[GN_DTYPE_F32] = {"f32", 4},  [GN_DTYPE_F16] = {"f16", 2},
+	[GN_DTYPE_F32] = {"f32", 4},   [GN_DTYPE_F16] = {"f16", 2},
 	[GN_DTYPE_BF16] = {"bf16", 2}, [GN_DTYPE_I64] = {"i64", 8},
-	[GN_DTYPE_I32] = {"i32", 4},  [GN_DTYPE_I8] = {"i8", 1},
-	[GN_DTYPE_U8] = {"u8", 1},    [GN_DTYPE_BOOL] = {"bool", 1},
+	[GN_DTYPE_I32] = {"i32", 4},   [GN_DTYPE_I8] = {"i8", 1},
+	[GN_DTYPE_U8] = {"u8", 1},     [GN_DTYPE_BOOL] = {"bool", 1},
 };
 
 static int dtype_known(enum gn_dtype d)
@@ -55,7 +55,9 @@ const char *gn_meta_format(const struct gn_tensor_meta *m, char *buf,
 			   size_t len)
 {
 	size_t k;
-	int nd = m->ndim < 0 ? 0 : m->ndim > GN_MAX_DIMS ? GN_MAX_DIMS : m->ndim;
+	int nd = m->ndim < 0		 ? 0
+		 : m->ndim > GN_MAX_DIMS ? GN_MAX_DIMS
+					 : m->ndim;
 
 	snprintf(buf, len, "%s[", gn_dtype_name(m->dtype));
 	for (int i = 0; i < nd; i++) {
@@ -76,9 +78,8 @@ int gn_meta_check(const struct gn_tensor_meta *m, const char *what)
 		return gn_error_set(-EINVAL, "%s: unknown dtype %d", what,
 				    (int)m->dtype);
 	if (m->ndim < 0 || m->ndim > GN_MAX_DIMS)
-		return gn_error_set(-EINVAL,
-				    "%s: %d dims, expected 0..%d", what,
-				    m->ndim, GN_MAX_DIMS);
+		return gn_error_set(-EINVAL, "%s: %d dims, expected 0..%d",
+				    what, m->ndim, GN_MAX_DIMS);
 	bytes = gn_dtype_size(m->dtype);
 	for (int i = 0; i < m->ndim; i++) {
 		if (m->shape[i] < 0)
@@ -87,9 +88,8 @@ int gn_meta_check(const struct gn_tensor_meta *m, const char *what)
 					    what, i, (long long)m->shape[i]);
 		if (m->shape[i] != 0 &&
 		    bytes > GN_MAX_TENSOR_BYTES / (uint64_t)m->shape[i])
-			return gn_error_set(-EINVAL,
-					    "%s: more than %llu bytes", what,
-					    GN_MAX_TENSOR_BYTES);
+			return gn_error_set(-EINVAL, "%s: more than %llu bytes",
+					    what, GN_MAX_TENSOR_BYTES);
 		bytes *= (uint64_t)m->shape[i];
 	}
 	return 0;
@@ -110,25 +110,26 @@ typedef int (*infer_fn)(const char *name,
 			const struct gn_tensor_meta *const *in,
 			struct gn_tensor_meta *out);
 
-static int infer_matmul(const char *name, const struct gn_tensor_meta *const *in,
+static int infer_matmul(const char *name,
+			const struct gn_tensor_meta *const *in,
 			struct gn_tensor_meta *out)
 {
 	const struct gn_tensor_meta *a = in[0], *b = in[1];
 	char sa[96], sb[96];
 
 	if (a->ndim != 2 || b->ndim != 2)
-		return gn_error_set(-EINVAL,
-				    "%s: expected 2-D operands, a is %s, b is %s",
-				    name, gn_meta_format(a, sa, sizeof(sa)),
-				    gn_meta_format(b, sb, sizeof(sb)));
+		return gn_error_set(
+			-EINVAL, "%s: expected 2-D operands, a is %s, b is %s",
+			name, gn_meta_format(a, sa, sizeof(sa)),
+			gn_meta_format(b, sb, sizeof(sb)));
 	if (a->shape[1] != b->shape[0])
-		return gn_error_set(-EINVAL,
-				    "%s: inner dimensions differ (%lld vs %lld): "
-				    "a is %s, b is %s",
-				    name, (long long)a->shape[1],
-				    (long long)b->shape[0],
-				    gn_meta_format(a, sa, sizeof(sa)),
-				    gn_meta_format(b, sb, sizeof(sb)));
+		return gn_error_set(
+			-EINVAL,
+			"%s: inner dimensions differ (%lld vs %lld): "
+			"a is %s, b is %s",
+			name, (long long)a->shape[1], (long long)b->shape[0],
+			gn_meta_format(a, sa, sizeof(sa)),
+			gn_meta_format(b, sb, sizeof(sb)));
 	out->dtype = a->dtype;
 	out->ndim = 2;
 	out->shape[0] = a->shape[0];

@@ -73,8 +73,7 @@ int gn_transport_resolve(const char *url, const struct gn_transport_ops **ops,
 	return 0;
 }
 
-int gn_addr_split(const char *addr, char *host, size_t host_len,
-		  uint16_t *port)
+int gn_addr_split(const char *addr, char *host, size_t host_len, uint16_t *port)
 {
 	const char *colon = strrchr(addr, ':');
 	char *end;

@@ -69,7 +69,8 @@ struct gn_transport_ops {
 	/* Listen on `addr` ("HOST:PORT", port 0 picks one). */
 	int (*listen)(const char *addr, const struct gn_transport_opts *opts,
 		      struct gn_listener **out);
-	/* Accept one connection, waiting up to timeout_ms; -ETIMEDOUT if none. */
+	/* Accept one connection, waiting up to timeout_ms; -ETIMEDOUT if none.
+	 */
 	int (*accept)(struct gn_listener *l, int timeout_ms,
 		      struct gn_conn **out);
 	/* A file descriptor that polls readable when accept would not wait. */
@@ -95,10 +96,10 @@ struct gn_transport_ops {
 /* Register a transport; called by GN_TRANSPORT_REGISTER at load time. */
 void gn_transport_register(const struct gn_transport_ops *ops);
 
-#define GN_TRANSPORT_REGISTER(ops)                                        \
+#define GN_TRANSPORT_REGISTER(ops)                                            \
 	__attribute__((constructor)) static void gn_transport_reg_##ops(void) \
-	{                                                                 \
-		gn_transport_register(&(ops));                            \
+	{                                                                     \
+		gn_transport_register(&(ops));                                \
 	}
 
 /* The transport registered under `name`, or NULL. */

@@ -276,8 +276,8 @@ static int tcp_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	int n = 0, rc;
 
 	if (iovcnt < 0 || iovcnt > 62)
-		return gn_error_set(-EINVAL,
-				    "tcp: %d payload pieces, at most 62", iovcnt);
+		return gn_error_set(
+			-EINVAL, "tcp: %d payload pieces, at most 62", iovcnt);
 	if (env_len == 0 || env_len > gc->limits.max_envelope)
 		return gn_error_set(-EMSGSIZE,
 				    "tcp: envelope of %zu bytes, cap is %u",
@@ -302,14 +302,13 @@ static int tcp_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				return gn_error_set(
-					errno == EPIPE ? -ECONNRESET : -errno,
-					"tcp: send to %s: %s", gc->peer,
-					strerror(errno));
+				return gn_error_set(errno == EPIPE ? -ECONNRESET
+								   : -errno,
+						    "tcp: send to %s: %s",
+						    gc->peer, strerror(errno));
 			rc = wait_fd(c->fd, POLLOUT, deadline);
 			if (rc != 0)
-				return gn_error_set(rc,
-						    "tcp: send to %s: %s",
+				return gn_error_set(rc, "tcp: send to %s: %s",
 						    gc->peer, strerror(-rc));
 			continue;
 		}
@@ -371,8 +370,8 @@ static int tcp_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 	memset(msg, 0, sizeof(*msg));
 	rc = read_full(c, hdr_buf, sizeof(hdr_buf), deadline, &got);
 	if (rc == -ECONNRESET && got == 0)
-		return gn_error_set(-ECONNRESET, "tcp: %s closed the connection",
-				    gc->peer);
+		return gn_error_set(-ECONNRESET,
+				    "tcp: %s closed the connection", gc->peer);
 	if (rc == -ECONNRESET)
 		return gn_error_set(-EPROTO,
 				    "tcp: %s closed inside a frame header "

@@ -54,11 +54,11 @@ int gn_backend_open(const char *name, struct gn_backend *out)
 	if (strcmp(name, "auto") != 0) {
 		ops = gn_backend_find(name);
 		if (ops == NULL)
-			return gn_error_set(-ENOENT,
-					    "backend '%s' is not in this build "
-					    "(expected cpu%s or auto)",
-					    name,
-					    gn_backend_find("cuda") ? ", cuda" : "");
+			return gn_error_set(
+				-ENOENT,
+				"backend '%s' is not in this build "
+				"(expected cpu%s or auto)",
+				name, gn_backend_find("cuda") ? ", cuda" : "");
 		return open_one(ops, out);
 	}
 	for (size_t i = 0; i < sizeof(prefer) / sizeof(prefer[0]); i++) {
@@ -71,8 +71,8 @@ int gn_backend_open(const char *name, struct gn_backend *out)
 		rc = open_one(ops, out);
 		if (rc == 0)
 			return 0;
-		GN_LOG(NOTICE, backend, "backend %s unavailable: %s",
-		       prefer[i], gn_last_error());
+		GN_LOG(NOTICE, backend, "backend %s unavailable: %s", prefer[i],
+		       gn_last_error());
 	}
 	return gn_error_set(-ENODEV, "no backend could be opened");
 }

@@ -54,10 +54,10 @@ struct gn_backend_ops {
 /* Register a backend; called by GN_BACKEND_REGISTER at load time. */
 void gn_backend_register(const struct gn_backend_ops *ops);
 
-#define GN_BACKEND_REGISTER(ops)                                          \
+#define GN_BACKEND_REGISTER(ops)                                            \
 	__attribute__((constructor)) static void gn_backend_reg_##ops(void) \
-	{                                                                 \
-		gn_backend_register(&(ops));                              \
+	{                                                                   \
+		gn_backend_register(&(ops));                                \
 	}
 
 /* The backend registered under `name`, or NULL. */

@@ -53,12 +53,13 @@ static int upload_input(struct gn_backend *b, uint32_t i,
 				    i, hex);
 	}
 	if (src->len != need)
-		return gn_error_set(-EINVAL,
-				    "plan node %u (input): %llu bytes supplied, "
-				    "%s needs %llu",
-				    i, (unsigned long long)src->len,
-				    gn_meta_format(&n->meta, ms, sizeof(ms)),
-				    (unsigned long long)need);
+		return gn_error_set(
+			-EINVAL,
+			"plan node %u (input): %llu bytes supplied, "
+			"%s needs %llu",
+			i, (unsigned long long)src->len,
+			gn_meta_format(&n->meta, ms, sizeof(ms)),
+			(unsigned long long)need);
 	if (need == 0)
 		return 0;
 	return b->ops->upload(b->ctx, dev, src->data, need);
@@ -77,8 +78,10 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
 	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
 	if (bufs == NULL || res->metas == NULL || res->offsets == NULL) {
-		rc = gn_error_set(-ENOMEM, "executor: no memory for a plan of "
-				  "%u nodes", plan->nnodes);
+		rc = gn_error_set(-ENOMEM,
+				  "executor: no memory for a plan of "
+				  "%u nodes",
+				  plan->nnodes);
 		goto out;
 	}
 
@@ -92,13 +95,13 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 		/* One spare byte keeps empty tensors distinct and non-NULL. */
 		bufs[i] = b->ops->alloc(b->ctx, bytes ? bytes : 1);
 		if (bufs[i] == NULL) {
-			rc = gn_error_set(-ENOMEM,
-					  "plan node %u (%s): cannot allocate "
-					  "%llu bytes for %s on %s",
-					  i, gn_op_name(n->op),
-					  (unsigned long long)bytes,
-					  gn_meta_format(&n->meta, ms, sizeof(ms)),
-					  b->ops->name);
+			rc = gn_error_set(
+				-ENOMEM,
+				"plan node %u (%s): cannot allocate "
+				"%llu bytes for %s on %s",
+				i, gn_op_name(n->op), (unsigned long long)bytes,
+				gn_meta_format(&n->meta, ms, sizeof(ms)),
+				b->ops->name);
 			goto out;
 		}
 		if (n->op == GN_OP_INPUT) {

@@ -27,7 +27,7 @@ struct gn_exec_input {
 struct gn_exec_result {
 	uint32_t noutputs;
 	struct gn_tensor_meta *metas; /* noutputs entries */
-	uint64_t *offsets;            /* where output i starts in payload */
+	uint64_t *offsets;	      /* where output i starts in payload */
 	uint8_t *payload;
 	uint64_t payload_len;
 	uint64_t exec_ns; /* upload + kernels + download */

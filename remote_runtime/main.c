@@ -26,14 +26,19 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: genie-runtime [options]\n"
-		"  --listen URL      where to listen (default tcp://127.0.0.1:7070;\n"
+		"  --listen URL      where to listen (default "
+		"tcp://127.0.0.1:7070;\n"
 		"                    port 0 picks a free one)\n"
-		"  --backend NAME    auto (default: cuda if a GPU is visible, else cpu),\n"
+		"  --backend NAME    auto (default: cuda if a GPU is visible, "
+		"else cpu),\n"
 		"                    cpu or cuda\n"
-		"  --name NAME       name reported to clients (default genie-runtime)\n"
+		"  --name NAME       name reported to clients (default "
+		"genie-runtime)\n"
 		"  --max-frame BYTES largest message accepted (default 1 GiB)\n"
-		"  --port-file FILE  write the bound port to FILE once listening\n"
-		"  --log SPEC        log levels, e.g. info or runtime=debug,*=notice\n"
+		"  --port-file FILE  write the bound port to FILE once "
+		"listening\n"
+		"  --log SPEC        log levels, e.g. info or "
+		"runtime=debug,*=notice\n"
 		"  -h, --help        this text\n");
 }
 
@@ -44,7 +49,8 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out)
 	errno = 0;
 	*out = strtoull(s, &end, 0);
 	if (errno != 0 || *end != '\0' || *s == '-') {
-		fprintf(stderr, "genie-runtime: %s expects a byte count, got '%s'\n",
+		fprintf(stderr,
+			"genie-runtime: %s expects a byte count, got '%s'\n",
 			opt, s);
 		return -EINVAL;
 	}
@@ -72,23 +78,15 @@ int main(int argc, char **argv)
 	gn_server_opts_init(&opts, sizeof(opts));
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l':
-			opts.listen = optarg;
-			break;
-		case 'b':
-			opts.backend = optarg;
-			break;
-		case 'n':
-			opts.name = optarg;
-			break;
+		case 'l': opts.listen = optarg; break;
+		case 'b': opts.backend = optarg; break;
+		case 'n': opts.name = optarg; break;
 		case 'm':
 			if (parse_u64("--max-frame", optarg, &v) != 0)
 				return 2;
 			opts.max_payload = v;
 			break;
-		case 'p':
-			port_file = optarg;
-			break;
+		case 'p': port_file = optarg; break;
 		case 'L':
 			if (gn_log_set_levels(optarg) != 0) {
 				fprintf(stderr, "genie-runtime: --log: %s\n",
@@ -96,12 +94,8 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc) {

@@ -16,8 +16,9 @@ int gn_meta_from_pb(const Genie__TensorMeta *pb, struct gn_tensor_meta *m,
 	if (pb == NULL)
 		return gn_error_set(-EINVAL, "%s: tensor meta missing", what);
 	if (pb->n_shape > GN_MAX_DIMS)
-		return gn_error_set(-EINVAL, "%s: %zu dims, expected at most %d",
-				    what, pb->n_shape, GN_MAX_DIMS);
+		return gn_error_set(-EINVAL,
+				    "%s: %zu dims, expected at most %d", what,
+				    pb->n_shape, GN_MAX_DIMS);
 	memset(m, 0, sizeof(*m));
 	m->dtype = (enum gn_dtype)pb->dtype;
 	m->ndim = (int)pb->n_shape;
@@ -36,8 +37,7 @@ void gn_meta_to_pb(const struct gn_tensor_meta *m, Genie__TensorMeta *pb,
 	pb->shape = dims_store;
 }
 
-static int decode_node(const Genie__Plan *pb, uint32_t i,
-		       struct gn_plan *plan)
+static int decode_node(const Genie__Plan *pb, uint32_t i, struct gn_plan *plan)
 {
 	const Genie__Node *n = pb->nodes[i];
 	struct gn_plan_node *pn = &plan->nodes[i];
@@ -65,7 +65,8 @@ static int decode_node(const Genie__Plan *pb, uint32_t i,
 			return gn_error_set(-EINVAL,
 					    "%s: handle of %zu bytes, expected "
 					    "%d",
-					    what, n->handle.len, GN_HANDLE_SIZE);
+					    what, n->handle.len,
+					    GN_HANDLE_SIZE);
 		memcpy(pn->handle, n->handle.data, GN_HANDLE_SIZE);
 		return 0;
 	}
@@ -88,7 +89,8 @@ static int decode_node(const Genie__Plan *pb, uint32_t i,
 		return gn_error_set(-EINVAL,
 				    "%s: recorded output %s, but operands give "
 				    "%s",
-				    what, gn_meta_format(&pn->meta, s1, sizeof(s1)),
+				    what,
+				    gn_meta_format(&pn->meta, s1, sizeof(s1)),
 				    gn_meta_format(&inferred, s2, sizeof(s2)));
 	return 0;
 }

@@ -167,8 +167,8 @@ static int send_error(struct conn_slot *cs, uint64_t req_id, int code,
 
 	er.code = code;
 	er.message = (char *)msg;
-	return send_msg(cs, GENIE__MSG_TYPE__MSG_TYPE_ERROR, req_id,
-			&er.base, NULL, 0);
+	return send_msg(cs, GENIE__MSG_TYPE__MSG_TYPE_ERROR, req_id, &er.base,
+			NULL, 0);
 }
 
 static int handle_hello(struct conn_slot *cs, const Genie__Envelope *env)
@@ -222,13 +222,13 @@ static int resolve_inputs(const Genie__ExecRequest *req, const uint8_t *payload,
 					    GN_HANDLE_SIZE);
 		if (r->offset > payload_len ||
 		    r->length > payload_len - r->offset)
-			return gn_error_set(-EINVAL,
-					    "exec: input %zu: bytes %llu..%llu "
-					    "outside the %zu-byte payload",
-					    i, (unsigned long long)r->offset,
-					    (unsigned long long)(r->offset +
-								 r->length),
-					    payload_len);
+			return gn_error_set(
+				-EINVAL,
+				"exec: input %zu: bytes %llu..%llu "
+				"outside the %zu-byte payload",
+				i, (unsigned long long)r->offset,
+				(unsigned long long)(r->offset + r->length),
+				payload_len);
 		in[i].handle = r->handle.data;
 		in[i].data = payload + r->offset;
 		in[i].len = r->length;
@@ -387,9 +387,7 @@ static int dispatch(struct conn_slot *cs, const struct gn_msg *msg)
 	case GENIE__MSG_TYPE__MSG_TYPE_TELEMETRY:
 		rc = handle_telemetry(cs, env);
 		break;
-	case GENIE__MSG_TYPE__MSG_TYPE_GOODBYE:
-		rc = 1;
-		break;
+	case GENIE__MSG_TYPE__MSG_TYPE_GOODBYE: rc = 1; break;
 	default:
 		/* Unknown but well-framed: say so and keep the connection. */
 		gn_error_set(-EPROTO, "unexpected message type %d",
@@ -420,7 +418,8 @@ static void *conn_thread(void *arg)
 		gn_msg_release(&msg);
 		atomic_fetch_add(&s->bytes_in,
 				 cs->conn->stats.bytes_received - in0);
-		atomic_fetch_add(&s->bytes_out, cs->conn->stats.bytes_sent - out0);
+		atomic_fetch_add(&s->bytes_out,
+				 cs->conn->stats.bytes_sent - out0);
 		if (rc != 0)
 			break;
 	}

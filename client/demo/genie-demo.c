@@ -21,11 +21,12 @@ static float frand(uint64_t *state)
 	*state ^= *state << 25;
 	*state ^= *state >> 27;
 	return (float)((*state * 2685821657736338717ull) >> 40) /
-		       (float)(1 << 24) * 2.0f - 1.0f;
+		       (float)(1 << 24) * 2.0f -
+	       1.0f;
 }
 
-static void reference(const float *x, const float *w, const float *b,
-		      float *y, int m, int k, int n)
+static void reference(const float *x, const float *w, const float *b, float *y,
+		      int m, int k, int n)
 {
 	for (int i = 0; i < m; i++)
 		for (int j = 0; j < n; j++) {
@@ -115,7 +116,8 @@ int main(int argc, char **argv)
 	printf("genie-demo: session on %s, backend %s\n", target,
 	       gn_session_backend(s));
 	printf("genie-demo: recording y = relu(x @ W + b), x [%d,%d], "
-	       "W [%d,%d], b [%d]\n", m, k, k, n, n);
+	       "W [%d,%d], b [%d]\n",
+	       m, k, k, n, n);
 
 	double max_err = 0;
 	struct gn_session_stats st = {0};
@@ -129,8 +131,7 @@ int main(int argc, char **argv)
 			s, GN_DTYPE_F32, 2, ws, w, GN_TENSOR_BORROW);
 		struct gn_tensor *tb = gn_tensor_from_host(
 			s, GN_DTYPE_F32, 1, bs, b, GN_TENSOR_BORROW);
-		struct gn_tensor *ty =
-			gn_relu(gn_add(gn_matmul(tx, tw), tb));
+		struct gn_tensor *ty = gn_relu(gn_add(gn_matmul(tx, tw), tb));
 
 		if (ty == NULL) {
 			fprintf(stderr, "genie-demo: recording failed: %s\n",
@@ -140,8 +141,9 @@ int main(int argc, char **argv)
 		}
 		rc = gn_tensor_to_host(ty, y, sizeof(float) * (size_t)m * n);
 		if (rc != 0) {
-			fprintf(stderr, "genie-demo: materialize failed: %s "
-					"(%s)\n",
+			fprintf(stderr,
+				"genie-demo: materialize failed: %s "
+				"(%s)\n",
 				gn_last_error(), gn_strerror(rc));
 			rc = 1;
 			break;
@@ -159,22 +161,30 @@ int main(int argc, char **argv)
 		gn_session_get_stats(s, &st);
 		qsort(lat, (size_t)repeat, sizeof(*lat), cmp_u64);
 		printf("genie-demo: %d runs, bytes sent %llu, bytes received "
-		       "%llu\n", repeat, (unsigned long long)st.bytes_sent,
+		       "%llu\n",
+		       repeat, (unsigned long long)st.bytes_sent,
 		       (unsigned long long)st.bytes_received);
 		printf("genie-demo: latency min %.1f us, p50 %.1f "
 		       "us, max %.1f us (last backend exec %.1f us)\n",
 		       lat[0] / 1e3, lat[repeat / 2] / 1e3,
 		       lat[repeat - 1] / 1e3, st.last_exec_ns / 1e3);
 		printf("genie-demo: max relative error vs local reference "
-		       "%.3g (tolerance 1e-5)\n", max_err);
+		       "%.3g (tolerance 1e-5)\n",
+		       max_err);
 		if (max_err > 1e-5) {
 			fprintf(stderr, "genie-demo: MISMATCH\n");
 			rc = 1;
 		} else {
-			printf("genie-demo: result matches local computation\n");
+			printf("genie-demo: result matches local "
+			       "computation\n");
 		}
 	}
 	gn_session_destroy(&s);
-	free(x); free(w); free(b); free(y); free(ref); free(lat);
+	free(x);
+	free(w);
+	free(b);
+	free(y);
+	free(ref);
+	free(lat);
 	return rc;
 }

@@ -65,8 +65,10 @@ int runtime_start(struct runtime_proc *rp, const char *binary,
 			}
 		}
 		if (waitpid(rp->pid, &st, WNOHANG) == rp->pid) {
-			fprintf(stderr, "genie-runtime exited early (status "
-					"0x%x)\n", st);
+			fprintf(stderr,
+				"genie-runtime exited early (status "
+				"0x%x)\n",
+				st);
 			rp->pid = 0;
 			return -1;
 		}

@@ -45,7 +45,8 @@ static float frand(void)
 	g_rng ^= g_rng << 25;
 	g_rng ^= g_rng >> 27;
 	return (float)((g_rng * 2685821657736338717ull) >> 40) /
-		       (float)(1 << 24) * 2.0f - 1.0f;
+		       (float)(1 << 24) * 2.0f -
+	       1.0f;
 }
 
 static void fill(float *p, size_t n)
@@ -89,8 +90,8 @@ static void check_linear_relu(int m, int k, int n)
 			  gn_tensor_from_host(s, GN_DTYPE_F32, 2, ws, w, 0)),
 		gn_tensor_from_host(s, GN_DTYPE_F32, 1, bs, b, 0)));
 	assert_non_null(t);
-	assert_int_equal(gn_tensor_to_host(t, y, sizeof(float) * (size_t)(m * n)),
-			 0);
+	assert_int_equal(
+		gn_tensor_to_host(t, y, sizeof(float) * (size_t)(m * n)), 0);
 	for (int i = 0; i < m; i++)
 		for (int j = 0; j < n; j++) {
 			double acc = b[j];
@@ -99,8 +100,9 @@ static void check_linear_relu(int m, int k, int n)
 				acc += (double)x[i * k + p] * w[p * n + j];
 			acc = acc > 0 ? acc : 0;
 			if (fabs(acc - y[i * n + j]) > 1e-5 * (1 + fabs(acc)))
-				fail_msg("[%d,%d,%d] y[%d,%d] = %g, expected %g",
-					 m, k, n, i, j, y[i * n + j], acc);
+				fail_msg(
+					"[%d,%d,%d] y[%d,%d] = %g, expected %g",
+					m, k, n, i, j, y[i * n + j], acc);
 		}
 	assert_int_equal(gn_session_get_stats(s, &st), 0);
 	/* Inputs and output really crossed the wire, plus framing. */
@@ -136,9 +138,9 @@ static void test_chained_materialize(void **state)
 	struct gn_tensor *th, *ty;
 
 	(void)state;
-	th = gn_relu(gn_matmul(gn_tensor_from_host(s, GN_DTYPE_F32, 2, xs, x, 0),
-			       gn_tensor_from_host(s, GN_DTYPE_F32, 2, w1s, w1,
-						   0)));
+	th = gn_relu(
+		gn_matmul(gn_tensor_from_host(s, GN_DTYPE_F32, 2, xs, x, 0),
+			  gn_tensor_from_host(s, GN_DTYPE_F32, 2, w1s, w1, 0)));
 	assert_int_equal(gn_tensor_to_host(th, h, sizeof(h)), 0);
 	/* h = relu([[4, 1], [-10, -1]]) */
 	assert_true(h[0] == 4 && h[1] == 1 && h[2] == 0 && h[3] == 0);
@@ -189,7 +191,8 @@ static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
 				 const struct bad_knobs *k, struct gn_msg *msg)
 {
 	float in[4] = {-1, 2, -3, 4};
-	uint8_t handle[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	uint8_t handle[16] = {1, 2,  3,	 4,  5,	 6,  7,	 8,
+			      9, 10, 11, 12, 13, 14, 15, 16};
 	int64_t s_in[] = {2, 2}, s_out[] = {k->recorded_dim, 2};
 	Genie__TensorMeta m_in = GENIE__TENSOR_META__INIT, m_out = m_in;
 	Genie__Node n0 = GENIE__NODE__INIT, n1 = GENIE__NODE__INIT;
@@ -226,12 +229,13 @@ static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
 	req.plan = &plan;
 	req.n_inputs = k->drop_payload ? 0 : 1;
 	req.inputs = refs;
-	assert_int_equal(gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
-					  req_id, &req.base, &buf, &len),
-			 0);
-	assert_int_equal(gn_conn_send(c, buf, len, &iov,
-				      k->drop_payload ? 0 : 1, 5000),
-			 0);
+	assert_int_equal(
+		gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST, req_id,
+				 &req.base, &buf, &len),
+		0);
+	assert_int_equal(
+		gn_conn_send(c, buf, len, &iov, k->drop_payload ? 0 : 1, 5000),
+		0);
 	free(buf);
 	assert_int_equal(gn_conn_recv(c, msg, 5000), 0);
 	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
@@ -253,7 +257,8 @@ static void expect_error(Genie__Envelope *env, int code, const char *needle)
 	assert_non_null(er);
 	assert_int_equal(er->code, code);
 	if (strstr(er->message, needle) == NULL)
-		fail_msg("error '%s' does not mention '%s'", er->message, needle);
+		fail_msg("error '%s' does not mention '%s'", er->message,
+			 needle);
 	protobuf_c_message_free_unpacked(&er->base, NULL);
 }
 
@@ -330,7 +335,8 @@ static void expect_closed(int fd)
 	/* EOF, or a reset when the runtime closed with our bytes unread. */
 	if (r < 0 && errno != ECONNRESET)
 		fail_msg("expected the runtime to close the connection, read "
-			 "failed: %s", strerror(errno));
+			 "failed: %s",
+			 strerror(errno));
 	close(fd);
 }
 

@@ -27,9 +27,9 @@ struct gn_session;
 struct gn_session_opts {
 	size_t opts_size;      /* sizeof(struct gn_session_opts) as compiled */
 	const char *target;    /* "local" (default) or "tcp://HOST:PORT" */
-	int timeout_ms;        /* per request; 0: 30000, -1: wait forever */
+	int timeout_ms;	       /* per request; 0: 30000, -1: wait forever */
 	size_t max_frame_size; /* largest message accepted, default 1 GiB */
-	const char *name;      /* shown in runtime logs, default "genie-client" */
+	const char *name; /* shown in runtime logs, default "genie-client" */
 };
 
 /* Set `opts` to defaults. `opts_size` is sizeof(*opts) at the caller. */
@@ -56,7 +56,7 @@ struct gn_session_stats {
 	uint64_t bytes_received;
 	uint64_t requests;
 	uint64_t last_latency_ns; /* last materialize, send to result */
-	uint64_t last_exec_ns;    /* of which the backend spent executing */
+	uint64_t last_exec_ns;	  /* of which the backend spent executing */
 };
 
 /* Copy the session's counters into `stats`. Returns 0 or -EINVAL. */

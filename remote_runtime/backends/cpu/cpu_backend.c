@@ -152,9 +152,7 @@ static int cpu_run(void *ctx, enum gn_op op,
 		matmul_f32(in[0], in[1], out, im[0]->shape[0], im[0]->shape[1],
 			   im[1]->shape[1]);
 		return 0;
-	case GN_OP_ADD:
-		add_f32(im[0], in[0], im[1], in[1], om, out);
-		return 0;
+	case GN_OP_ADD: add_f32(im[0], in[0], im[1], in[1], om, out); return 0;
 	case GN_OP_RELU: {
 		const float *x = in[0];
 		float *y = out;
