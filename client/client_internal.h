@@ -52,6 +52,19 @@ struct gn_session {
 	struct gn_session_stats stats;
 };
 
+/*
+ * One request/reply exchange with the session's runtime: send `body` as an
+ * envelope of `type` (a genie.MsgType) with `payload`, receive the reply
+ * to it, turn an ErrorReply into its code and message, check the reply is
+ * `reply_type`, and unpack its body as `reply_desc`. On success the caller
+ * frees *reply with protobuf_c_message_free_unpacked() and releases `msg`,
+ * which holds the reply's payload. On error both are empty.
+ */
+int gn_client_call(struct gn_session *s, int type, const ProtobufCMessage *body,
+		   const struct iovec *payload, int iovcnt, int reply_type,
+		   const ProtobufCMessageDescriptor *reply_desc,
+		   ProtobufCMessage **reply, struct gn_msg *msg);
+
 /* Give `t` a fresh random handle. Returns 0 or -EIO. */
 int gn_client_new_handle(struct gn_tensor *t);
 

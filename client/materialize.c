@@ -210,77 +210,31 @@ static int run_local(struct gn_tensor *t, const struct walk *w,
 	return rc;
 }
 
-/* Turn a reply envelope into a result or the runtime's error. */
-static int take_reply(struct gn_tensor *t, uint64_t req_id,
-		      const struct gn_msg *msg)
+/* Take the one output of an ExecResult whose payload is in `msg`. */
+static int take_result(struct gn_tensor *t, const Genie__ExecResult *er,
+		       const struct gn_msg *msg)
 {
-	struct gn_session *s = t->session;
-	size_t cap = s->conn->limits.max_envelope;
-	Genie__Envelope *env;
-	Genie__ExecResult *er = NULL;
+	const Genie__PayloadRef *ref;
 	struct gn_tensor_meta m;
 	int rc;
 
-	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
-					      msg->env, msg->env_len, cap);
-	if (env == NULL)
-		return gn_last_error_code();
-	if (env->request_id != req_id) {
-		rc = gn_error_set(-EPROTO,
-				  "reply to request %llu, expected %llu",
-				  (unsigned long long)env->request_id,
-				  (unsigned long long)req_id);
-		goto out;
-	}
-	if (env->type == GENIE__MSG_TYPE__MSG_TYPE_ERROR) {
-		Genie__ErrorReply *e = (Genie__ErrorReply *)gn_pb_unpack(
-			&genie__error_reply__descriptor, env->body.data,
-			env->body.len, cap);
-
-		rc = e ? gn_error_set(e->code < 0 ? e->code : -EPROTO,
-				      "runtime: %s", e->message)
-		       : gn_last_error_code();
-		if (e)
-			protobuf_c_message_free_unpacked(&e->base, NULL);
-		goto out;
-	}
-	if (env->type != GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT) {
-		rc = gn_error_set(-EPROTO, "expected ExecResult, got type %d",
-				  (int)env->type);
-		goto out;
-	}
-	er = (Genie__ExecResult *)gn_pb_unpack(&genie__exec_result__descriptor,
-					       env->body.data, env->body.len,
-					       cap);
-	if (er == NULL) {
-		rc = gn_last_error_code();
-		goto out;
-	}
-	if (er->n_outputs != 1 || er->n_payload != 1) {
-		rc = gn_error_set(-EPROTO, "result has %zu outputs, expected 1",
-				  er->n_outputs);
-		goto out;
-	}
+	if (er->n_outputs != 1 || er->n_payload != 1)
+		return gn_error_set(-EPROTO,
+				    "result has %zu outputs and %zu payload "
+				    "references, expected 1 of each",
+				    er->n_outputs, er->n_payload);
 	rc = gn_meta_from_pb(er->outputs[0], &m, "result");
 	if (rc != 0)
-		goto out;
-	if (er->payload[0]->offset > msg->payload_len ||
-	    er->payload[0]->length >
-		    msg->payload_len - er->payload[0]->offset) {
-		rc = gn_error_set(
-			-EPROTO,
-			"result bytes lie outside the %zu-byte payload",
-			msg->payload_len);
-		goto out;
-	}
-	rc = adopt_result(t, &m, msg->payload + er->payload[0]->offset,
-			  er->payload[0]->length);
-	s->stats.last_exec_ns = er->exec_ns;
-out:
-	if (er)
-		protobuf_c_message_free_unpacked(&er->base, NULL);
-	protobuf_c_message_free_unpacked(&env->base, NULL);
-	return rc;
+		return rc;
+	ref = er->payload[0];
+	if (ref->offset > msg->payload_len ||
+	    ref->length > msg->payload_len - ref->offset)
+		return gn_error_set(-EPROTO,
+				    "result bytes lie outside the %zu-byte "
+				    "payload",
+				    msg->payload_len);
+	t->session->stats.last_exec_ns = er->exec_ns;
+	return adopt_result(t, &m, msg->payload + ref->offset, ref->length);
 }
 
 static int run_remote(struct gn_tensor *t, struct gn_arena *a,
@@ -290,10 +244,9 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 	Genie__ExecRequest req = GENIE__EXEC_REQUEST__INIT;
 	Genie__PayloadRef *refs, **refp;
 	struct iovec *iov;
-	struct gn_msg msg = {0};
-	uint64_t req_id = s->next_request_id++, off = 0;
-	uint8_t *env;
-	size_t env_len;
+	Genie__ExecResult *er;
+	struct gn_msg msg;
+	uint64_t off = 0;
 	uint32_t k = 0;
 	int rc;
 
@@ -322,18 +275,15 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 	req.plan = pbplan;
 	req.n_inputs = k;
 	req.inputs = refp;
-	rc = gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST, req_id,
-			      &req.base, &env, &env_len);
+	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
+			    &req.base, iov, (int)k,
+			    GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
+			    &genie__exec_result__descriptor,
+			    (ProtobufCMessage **)&er, &msg);
 	if (rc != 0)
 		return rc;
-	rc = gn_conn_send(s->conn, env, env_len, iov, (int)k, s->timeout_ms);
-	free(env);
-	if (rc != 0)
-		return rc;
-	rc = gn_conn_recv(s->conn, &msg, s->timeout_ms);
-	if (rc != 0)
-		return rc;
-	rc = take_reply(t, req_id, &msg);
+	rc = take_result(t, er, &msg);
+	protobuf_c_message_free_unpacked(&er->base, NULL);
 	gn_msg_release(&msg);
 	return rc;
 }

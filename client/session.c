@@ -27,74 +27,96 @@ void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size)
 	memcpy(opts, &d, opts_size < sizeof(d) ? opts_size : sizeof(d));
 }
 
-/* Send Hello and wait for HelloAck; an ErrorReply becomes the error. */
+int gn_client_call(struct gn_session *s, int type, const ProtobufCMessage *body,
+		   const struct iovec *payload, int iovcnt, int reply_type,
+		   const ProtobufCMessageDescriptor *reply_desc,
+		   ProtobufCMessage **reply, struct gn_msg *msg)
+{
+	size_t cap = s->conn->limits.max_envelope;
+	uint64_t req_id = s->next_request_id++;
+	Genie__Envelope *env = NULL;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	*reply = NULL;
+	memset(msg, 0, sizeof(*msg));
+	rc = gn_envelope_pack(type, req_id, body, &buf, &len);
+	if (rc != 0)
+		return rc;
+	rc = gn_conn_send(s->conn, buf, len, payload, iovcnt, s->timeout_ms);
+	free(buf);
+	if (rc != 0)
+		return rc;
+	rc = gn_conn_recv(s->conn, msg, s->timeout_ms);
+	if (rc != 0)
+		return rc;
+	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
+					      msg->env, msg->env_len, cap);
+	if (env == NULL) {
+		rc = gn_last_error_code();
+		goto fail;
+	}
+	if (env->request_id != req_id) {
+		rc = gn_error_set(-EPROTO,
+				  "reply to request %llu, expected %llu",
+				  (unsigned long long)env->request_id,
+				  (unsigned long long)req_id);
+		goto fail;
+	}
+	if (env->type == GENIE__MSG_TYPE__MSG_TYPE_ERROR) {
+		Genie__ErrorReply *e = (Genie__ErrorReply *)gn_pb_unpack(
+			&genie__error_reply__descriptor, env->body.data,
+			env->body.len, cap);
+
+		rc = e ? gn_error_set(e->code < 0 ? e->code : -EPROTO,
+				      "runtime: %s", e->message)
+		       : gn_last_error_code();
+		if (e)
+			protobuf_c_message_free_unpacked(&e->base, NULL);
+		goto fail;
+	}
+	if ((int)env->type != reply_type) {
+		rc = gn_error_set(-EPROTO, "expected a %s reply, got type %d",
+				  reply_desc->short_name, (int)env->type);
+		goto fail;
+	}
+	*reply = gn_pb_unpack(reply_desc, env->body.data, env->body.len, cap);
+	if (*reply == NULL) {
+		rc = gn_last_error_code();
+		goto fail;
+	}
+	protobuf_c_message_free_unpacked(&env->base, NULL);
+	return 0;
+
+fail:
+	if (env)
+		protobuf_c_message_free_unpacked(&env->base, NULL);
+	gn_msg_release(msg);
+	return rc;
+}
+
+/* Offer our schema versions and learn the runtime's backend. */
 static int handshake(struct gn_session *s, const char *name)
 {
 	Genie__Hello h = GENIE__HELLO__INIT;
-	Genie__Envelope *env = NULL;
-	Genie__HelloAck *ack = NULL;
-	struct gn_msg msg = {0};
-	uint8_t *buf;
-	size_t len;
+	Genie__HelloAck *ack;
+	struct gn_msg msg;
 	int rc;
 
 	h.min_version = GN_SCHEMA_VERSION_MIN;
 	h.max_version = GN_SCHEMA_VERSION;
 	h.peer_name = (char *)name;
-	rc = gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_HELLO, 0, &h.base, &buf,
-			      &len);
+	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_HELLO, &h.base, NULL,
+			    0, GENIE__MSG_TYPE__MSG_TYPE_HELLO_ACK,
+			    &genie__hello_ack__descriptor,
+			    (ProtobufCMessage **)&ack, &msg);
 	if (rc != 0)
 		return rc;
-	rc = gn_conn_send(s->conn, buf, len, NULL, 0, s->timeout_ms);
-	free(buf);
-	if (rc != 0)
-		return rc;
-	rc = gn_conn_recv(s->conn, &msg, s->timeout_ms);
-	if (rc != 0)
-		return rc;
-	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
-					      msg.env, msg.env_len,
-					      s->conn->limits.max_envelope);
-	if (env == NULL) {
-		rc = gn_last_error_code();
-		goto out;
-	}
-	if (env->type == GENIE__MSG_TYPE__MSG_TYPE_ERROR) {
-		Genie__ErrorReply *er = (Genie__ErrorReply *)gn_pb_unpack(
-			&genie__error_reply__descriptor, env->body.data,
-			env->body.len, s->conn->limits.max_envelope);
-
-		rc = er ? gn_error_set(er->code < 0 ? er->code : -EPROTO,
-				       "runtime refused the session: %s",
-				       er->message)
-			: gn_last_error_code();
-		if (er)
-			protobuf_c_message_free_unpacked(&er->base, NULL);
-		goto out;
-	}
-	if (env->type != GENIE__MSG_TYPE__MSG_TYPE_HELLO_ACK) {
-		rc = gn_error_set(-EPROTO,
-				  "handshake: expected HelloAck, got message "
-				  "type %d",
-				  (int)env->type);
-		goto out;
-	}
-	ack = (Genie__HelloAck *)gn_pb_unpack(&genie__hello_ack__descriptor,
-					      env->body.data, env->body.len,
-					      s->conn->limits.max_envelope);
-	if (ack == NULL) {
-		rc = gn_last_error_code();
-		goto out;
-	}
 	snprintf(s->backend_name, sizeof(s->backend_name), "%s", ack->backend);
-	rc = 0;
-out:
-	if (ack)
-		protobuf_c_message_free_unpacked(&ack->base, NULL);
-	if (env)
-		protobuf_c_message_free_unpacked(&env->base, NULL);
+	protobuf_c_message_free_unpacked(&ack->base, NULL);
 	gn_msg_release(&msg);
-	return rc;
+	return 0;
 }
 
 struct gn_session *gn_session_create(const struct gn_session_opts *user)
