@@ -106,7 +106,7 @@ static struct gn_tensor *record(enum gn_op op, struct gn_tensor **in, int nin)
 		}
 		metas[i] = &in[i]->meta;
 	}
-	if (gn_op_infer(op, metas, nin, &out) != 0)
+	if (gn_op_infer(op, metas, nin, NULL, &out) != 0)
 		return NULL;
 	t = node_new(in[0]->session);
 	if (t == NULL)

@@ -38,11 +38,13 @@ struct gn_backend_ops {
 			size_t size);
 
 	/*
-	 * Run one node: `op` on `nin` inputs whose metas and device buffers
-	 * are given, writing `out` (already allocated, out_meta sized).
-	 * Returns -EOPNOTSUPP naming op and dtype when the backend lacks it.
+	 * Run one node: `op` with `attrs` (docs/OPS.md) on `nin` inputs whose
+	 * metas and device buffers are given, writing `out` (already
+	 * allocated, out_meta sized). The plan decoder has checked shapes,
+	 * dtypes and attributes. Returns -EOPNOTSUPP naming op and dtype when
+	 * the backend lacks it.
 	 */
-	int (*run)(void *ctx, enum gn_op op,
+	int (*run)(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 		   const struct gn_tensor_meta *const *in_meta,
 		   const void *const *in, int nin,
 		   const struct gn_tensor_meta *out_meta, void *out);

@@ -87,8 +87,8 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 
 	for (uint32_t i = 0; i < plan->nnodes; i++) {
 		const struct gn_plan_node *n = &plan->nodes[i];
-		const struct gn_tensor_meta *im[GN_MAX_OPERANDS];
-		const void *ib[GN_MAX_OPERANDS];
+		const struct gn_tensor_meta *im[GN_OP_MAX_INPUTS];
+		const void *ib[GN_OP_MAX_INPUTS];
 		uint64_t bytes = gn_meta_nbytes(&n->meta);
 		char ms[96];
 
@@ -114,8 +114,8 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 			im[k] = &plan->nodes[n->in[k]].meta;
 			ib[k] = bufs[n->in[k]];
 		}
-		rc = b->ops->run(b->ctx, n->op, im, ib, (int)n->nin, &n->meta,
-				 bufs[i]);
+		rc = b->ops->run(b->ctx, n->op, &n->attrs, im, ib, (int)n->nin,
+				 &n->meta, bufs[i]);
 		if (rc != 0) {
 			rc = node_error(rc, i, n);
 			goto out;

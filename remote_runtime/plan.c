@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "frame.h"
 #include "gn_error.h"
 #include "plan.h"
@@ -37,29 +38,68 @@ void gn_meta_to_pb(const struct gn_tensor_meta *m, Genie__TensorMeta *pb,
 	pb->shape = dims_store;
 }
 
+/* Copy a node's operand list and attributes into the plan's arena. */
+static int copy_lists(struct gn_plan *plan, const Genie__Node *n,
+		      struct gn_plan_node *pn, const char *what)
+{
+	uint32_t *in = NULL;
+	int64_t *ia = NULL;
+	float *fa = NULL;
+
+	if (n->n_iattrs > GN_OP_MAX_IATTRS || n->n_fattrs > GN_OP_MAX_FATTRS)
+		return gn_error_set(-EINVAL,
+				    "%s: %zu integer / %zu float attributes, "
+				    "at most %d / %d",
+				    what, n->n_iattrs, n->n_fattrs,
+				    GN_OP_MAX_IATTRS, GN_OP_MAX_FATTRS);
+	if (n->n_inputs)
+		in = gn_arena_alloc(plan->arena, n->n_inputs * sizeof(*in), 4);
+	if (n->n_iattrs)
+		ia = gn_arena_alloc(plan->arena, n->n_iattrs * sizeof(*ia), 8);
+	if (n->n_fattrs)
+		fa = gn_arena_alloc(plan->arena, n->n_fattrs * sizeof(*fa), 4);
+	if ((n->n_inputs && !in) || (n->n_iattrs && !ia) ||
+	    (n->n_fattrs && !fa))
+		return gn_last_error_code();
+	if (n->n_inputs)
+		memcpy(in, n->inputs, n->n_inputs * sizeof(*in));
+	if (n->n_iattrs)
+		memcpy(ia, n->iattrs, n->n_iattrs * sizeof(*ia));
+	if (n->n_fattrs)
+		memcpy(fa, n->fattrs, n->n_fattrs * sizeof(*fa));
+	pn->nin = (uint32_t)n->n_inputs;
+	pn->in = in;
+	pn->attrs = (struct gn_op_attrs){ia, fa, (uint32_t)n->n_iattrs,
+					 (uint32_t)n->n_fattrs};
+	return 0;
+}
+
 static int decode_node(const Genie__Plan *pb, uint32_t i, struct gn_plan *plan)
 {
 	const Genie__Node *n = pb->nodes[i];
 	struct gn_plan_node *pn = &plan->nodes[i];
-	const struct gn_tensor_meta *in[GN_MAX_OPERANDS];
+	const struct gn_tensor_meta *in[GN_OP_MAX_INPUTS];
 	struct gn_tensor_meta inferred;
-	char what[64], s1[96], s2[96];
+	char what[64], s1[400], s2[96];
 	int rc;
 
 	if (n == NULL)
 		return gn_error_set(-EINVAL, "plan node %u: missing", i);
 	snprintf(what, sizeof(what), "plan node %u (%s)", i,
 		 gn_op_name((enum gn_op)n->op));
-	if (gn_op_arity((enum gn_op)n->op) < 0)
+	if (!gn_op_known((enum gn_op)n->op))
 		return gn_error_set(-EOPNOTSUPP, "plan node %u: unknown op %d",
 				    i, (int)n->op);
 	pn->op = (enum gn_op)n->op;
 	rc = gn_meta_from_pb(n->out, &pn->meta, what);
 	if (rc != 0)
 		return rc;
-	if ((int)n->n_inputs != gn_op_arity(pn->op))
-		return gn_error_set(-EINVAL, "%s: %zu operands, expected %d",
-				    what, n->n_inputs, gn_op_arity(pn->op));
+	if ((int)n->n_inputs < gn_op_min_inputs(pn->op) ||
+	    (int)n->n_inputs > gn_op_max_inputs(pn->op))
+		return gn_error_set(-EINVAL,
+				    "%s: %zu operands, expected %d..%d", what,
+				    n->n_inputs, gn_op_min_inputs(pn->op),
+				    gn_op_max_inputs(pn->op));
 	if (pn->op == GN_OP_INPUT) {
 		if (n->handle.len != GN_HANDLE_SIZE)
 			return gn_error_set(-EINVAL,
@@ -70,17 +110,18 @@ static int decode_node(const Genie__Plan *pb, uint32_t i, struct gn_plan *plan)
 		memcpy(pn->handle, n->handle.data, GN_HANDLE_SIZE);
 		return 0;
 	}
-	pn->nin = (uint32_t)n->n_inputs;
+	rc = copy_lists(plan, n, pn, what);
+	if (rc != 0)
+		return rc;
 	for (uint32_t k = 0; k < pn->nin; k++) {
-		if (n->inputs[k] >= i)
+		if (pn->in[k] >= i)
 			return gn_error_set(-EINVAL,
 					    "%s: operand %u names node %u, "
 					    "expected an earlier node (< %u)",
-					    what, k, n->inputs[k], i);
-		pn->in[k] = n->inputs[k];
-		in[k] = &plan->nodes[n->inputs[k]].meta;
+					    what, k, pn->in[k], i);
+		in[k] = &plan->nodes[pn->in[k]].meta;
 	}
-	rc = gn_op_infer(pn->op, in, (int)pn->nin, &inferred);
+	rc = gn_op_infer(pn->op, in, (int)pn->nin, &pn->attrs, &inferred);
 	if (rc != 0) {
 		snprintf(s1, sizeof(s1), "%s", gn_last_error());
 		return gn_error_set(rc, "plan node %u: %s", i, s1);
@@ -116,11 +157,21 @@ int gn_plan_decode(const Genie__Plan *pb, struct gn_plan **out)
 				    pb->n_outputs, pb->n_nodes);
 	plan = calloc(1, sizeof(*plan));
 	if (plan == NULL)
-		goto oom;
-	plan->nodes = calloc(pb->n_nodes, sizeof(*plan->nodes));
-	plan->outputs = calloc(pb->n_outputs, sizeof(*plan->outputs));
-	if (plan->nodes == NULL || plan->outputs == NULL)
-		goto oom_free;
+		return gn_error_set(-ENOMEM, "plan: out of memory");
+	plan->arena = gn_arena_create(0);
+	if (plan->arena == NULL) {
+		rc = gn_last_error_code();
+		goto fail;
+	}
+	plan->nodes = gn_arena_calloc(plan->arena,
+				      pb->n_nodes * sizeof(*plan->nodes), 8);
+	plan->outputs = gn_arena_alloc(
+		plan->arena, pb->n_outputs * sizeof(*plan->outputs), 4);
+	if (plan->nodes == NULL || plan->outputs == NULL) {
+		rc = gn_error_set(-ENOMEM, "plan: no memory for %zu nodes",
+				  pb->n_nodes);
+		goto fail;
+	}
 	plan->nnodes = (uint32_t)pb->n_nodes;
 	plan->noutputs = (uint32_t)pb->n_outputs;
 	plan->fingerprint = pb->fingerprint;
@@ -142,11 +193,6 @@ int gn_plan_decode(const Genie__Plan *pb, struct gn_plan **out)
 	*out = plan;
 	return 0;
 
-oom_free:
-	gn_plan_free(&plan);
-oom:
-	return gn_error_set(-ENOMEM, "plan: no memory for %zu nodes",
-			    pb->n_nodes);
 fail:
 	gn_plan_free(&plan);
 	return rc;
@@ -156,8 +202,7 @@ void gn_plan_free(struct gn_plan **plan)
 {
 	if (plan == NULL || *plan == NULL)
 		return;
-	free((*plan)->nodes);
-	free((*plan)->outputs);
+	gn_arena_destroy(&(*plan)->arena);
 	free(*plan);
 	*plan = NULL;
 }

@@ -16,14 +16,17 @@
 #include "tensor_meta.h"
 
 #define GN_HANDLE_SIZE 16
-#define GN_MAX_OPERANDS 4
 /* Refuse plans larger than this many nodes before allocating anything. */
 #define GN_PLAN_MAX_NODES (1u << 20)
 
+struct gn_arena;
+
+/* One node; its operand list and attributes live in the plan's arena. */
 struct gn_plan_node {
 	enum gn_op op;
 	uint32_t nin;
-	uint32_t in[GN_MAX_OPERANDS];
+	const uint32_t *in;
+	struct gn_op_attrs attrs;
 	struct gn_tensor_meta meta;
 	uint8_t handle[GN_HANDLE_SIZE]; /* GN_OP_INPUT only */
 };
@@ -34,6 +37,7 @@ struct gn_plan {
 	uint64_t fingerprint;
 	struct gn_plan_node *nodes;
 	uint32_t *outputs;
+	struct gn_arena *arena; /* owns everything above */
 };
 
 /*

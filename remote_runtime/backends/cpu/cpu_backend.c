@@ -135,7 +135,7 @@ static void add_f32(const struct gn_tensor_meta *am, const float *a,
 	}
 }
 
-static int cpu_run(void *ctx, enum gn_op op,
+static int cpu_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 		   const struct gn_tensor_meta *const *im,
 		   const void *const *in, int nin,
 		   const struct gn_tensor_meta *om, void *out)
@@ -144,11 +144,17 @@ static int cpu_run(void *ctx, enum gn_op op,
 
 	(void)ctx;
 	(void)nin;
+	(void)attrs;
 	if (om->dtype != GN_DTYPE_F32)
 		return gn_error_set(-EOPNOTSUPP, "cpu: %s on %s not supported",
 				    gn_op_name(op), gn_dtype_name(om->dtype));
 	switch (op) {
 	case GN_OP_MATMUL:
+		if (im[0]->ndim != 2 || im[1]->ndim != 2)
+			return gn_error_set(-EOPNOTSUPP,
+					    "cpu: matmul on %d-D x %d-D not "
+					    "supported yet (2-D only)",
+					    im[0]->ndim, im[1]->ndim);
 		matmul_f32(in[0], in[1], out, im[0]->shape[0], im[0]->shape[1],
 			   im[1]->shape[1]);
 		return 0;
