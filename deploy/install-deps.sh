@@ -22,7 +22,7 @@ PKGS=(
 	libxxhash-dev
 	libdnnl-dev
 	# test-time helpers
-	python3 iproute2 procps
+	python3 python3-numpy python3-torch iproute2 procps
 )
 
 missing=()
