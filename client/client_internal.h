@@ -9,30 +9,74 @@
 #include <genie/genie.h>
 
 #include "arena.h"
+#include "op.h"
 #include "backend.h"
 #include "plan.h"
 #include "tensor_meta.h"
 #include "transport.h"
 
-#define GN_MAX_INPUTS 2
+/* Operands kept inside the node; more go to an arena array. */
+#define GN_INLINE_INPUTS 2
 
 /*
- * One recorded value: a leaf with bytes (`data` set) or an op over earlier
- * tensors. Lives in the session arena until the session is destroyed.
- * Once materialized, an op node keeps its value and is a leaf from then on.
+ * One recorded value: a leaf with bytes (`data` set), a source, or an op
+ * over earlier tensors. Lives in the session arena until the session is
+ * destroyed; kept small because a model records many (docs/PERFORMANCE.md
+ * holds the bytes per node). Shapes and attribute lists are arena arrays,
+ * and a node whose shape equals an operand's shares that operand's array.
+ * Once materialized, a node keeps its value and is a leaf from then on.
  */
 struct gn_tensor {
 	struct gn_session *session;
-	struct gn_tensor *in[GN_MAX_INPUTS];
-	void *data;	/* host value, or NULL while still lazy */
-	enum gn_op op;	/* GN_OP_INPUT for leaves */
+	union {
+		struct gn_tensor *in2[GN_INLINE_INPUTS]; /* nin <= 2 */
+		struct gn_tensor **inv;			 /* nin > 2 */
+	};
+	void *data;	      /* host value, or NULL while still lazy */
+	const int64_t *shape; /* ndim entries */
+	const int64_t *iattrs;
+	const float *fattrs;
 	uint32_t visit; /* materialize: last walk that saw this node */
-	uint32_t index; /* materialize: this node's index in the plan */
+	uint32_t index; /* materialize: this node's index in the graph */
+	uint8_t op;	/* enum gn_op; GN_OP_INPUT for leaves */
+	uint8_t dtype;	/* enum gn_dtype */
+	uint8_t ndim;
 	uint8_t nin;
+	uint8_t ni, nf; /* attribute counts */
 	uint8_t has_handle;
 	uint8_t handle[GN_HANDLE_SIZE];
-	struct gn_tensor_meta meta;
 };
+
+/* Operand `k` of `t`. */
+static inline struct gn_tensor *gn_tensor_in(const struct gn_tensor *t,
+					     uint32_t k)
+{
+	return t->nin <= GN_INLINE_INPUTS ? t->in2[k] : t->inv[k];
+}
+
+/* The node's dtype and shape as a meta, for the op table. */
+static inline void gn_tensor_meta_of(const struct gn_tensor *t,
+				     struct gn_tensor_meta *m)
+{
+	m->dtype = (enum gn_dtype)t->dtype;
+	m->ndim = t->ndim;
+	for (int i = 0; i < t->ndim; i++)
+		m->shape[i] = t->shape[i];
+}
+
+/*
+ * Record `op` over `nin` operands with attributes: infer the output first,
+ * so a bad call records nothing and fails here, naming the op and shapes.
+ * Returns the new node or NULL with the error set.
+ */
+struct gn_tensor *gn_client_record(enum gn_op op, struct gn_tensor *const *in,
+				   int nin, const int64_t *iattrs, int ni,
+				   const float *fattrs, int nf);
+
+/* Record a source op (no operands) in session `s`. */
+struct gn_tensor *gn_client_record_source(struct gn_session *s, enum gn_op op,
+					  const int64_t *iattrs, int ni,
+					  const float *fattrs, int nf);
 
 enum gn_target_kind {
 	GN_TARGET_LOCAL,
@@ -46,8 +90,11 @@ struct gn_session {
 	struct gn_conn *conn;	   /* remote target */
 	char backend_name[32];
 	int timeout_ms;
-	uint32_t visit;	 /* materialize walk counter */
-	uint64_t nnodes; /* tensors recorded, bounds any walk */
+	uint32_t visit;	      /* materialize walk counter */
+	uint64_t nnodes;      /* tensors recorded, bounds any walk */
+	uint32_t passes;      /* enum gn_pass_mask run at materialize */
+	uint64_t fold_bytes;  /* constant folding result cap */
+	const char *dot_path; /* GENIE_DOT: dump graphs here */
 	uint64_t next_request_id;
 	struct gn_session_stats stats;
 };

@@ -3,8 +3,10 @@
  * session's target, and keep the value.
  *
  * The walk collects, in topological order, every lazy node the tensor
- * depends on; tensors that already hold bytes become OP_INPUT leaves whose
- * bytes travel as payload (remote) or are borrowed in place (local).
+ * depends on into a graph (client/graph/); tensors that already hold bytes
+ * become OP_INPUT leaves whose bytes travel as payload (remote) or are
+ * borrowed in place (local). The passes then rewrite the graph before it
+ * becomes a plan.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,12 +20,11 @@
 #include "genie/control.pb-c.h"
 #include "genie/envelope.pb-c.h"
 #include "gn_error.h"
-#include "hash.h"
+#include "graph.h"
 
 struct walk {
 	struct gn_tensor **order; /* topological: operands first */
 	uint32_t n;
-	uint32_t nleaves;
 };
 
 /* Iterative post-order DFS, so deep graphs cannot overflow the C stack. */
@@ -33,7 +34,7 @@ static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
 	struct gn_session *s = root->session;
 	struct frame {
 		struct gn_tensor *t;
-		uint8_t next;
+		uint32_t next;
 	} * stack;
 	size_t sp = 0;
 
@@ -43,7 +44,7 @@ static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
 			       _Alignof(struct frame));
 	if (w->order == NULL || stack == NULL)
 		return gn_last_error_code();
-	w->n = w->nleaves = 0;
+	w->n = 0;
 	s->visit++;
 	stack[sp++] = (struct frame){root, 0};
 	root->visit = s->visit;
@@ -52,7 +53,7 @@ static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
 		struct gn_tensor *t = f->t;
 
 		if (t->data == NULL && f->next < t->nin) {
-			struct gn_tensor *c = t->in[f->next++];
+			struct gn_tensor *c = gn_tensor_in(t, f->next++);
 
 			if (c->visit != s->visit) {
 				c->visit = s->visit;
@@ -62,89 +63,85 @@ static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
 		}
 		t->index = w->n;
 		w->order[w->n++] = t;
-		if (t->data != NULL)
-			w->nleaves++;
 		sp--;
 	}
 	return 0;
 }
 
-/* Structural fingerprint: ops, operand indices, dtypes, shapes; no values. */
-static uint64_t fingerprint(const struct walk *w)
+/* Copy the walked nodes into a graph the passes can rewrite. */
+static int build_graph(const struct walk *w, struct gn_graph *g)
 {
-	struct gn_hasher h;
-	uint64_t fp;
+	uint32_t in[GN_OP_MAX_INPUTS];
 
-	if (gn_hasher_init(&h, 0x67656e6965ull) != 0)
-		return 0;
 	for (uint32_t i = 0; i < w->n; i++) {
-		const struct gn_tensor *t = w->order[i];
-		uint32_t head[3] = {t->data ? GN_OP_INPUT : (uint32_t)t->op,
-				    t->data ? 0 : t->nin,
-				    (uint32_t)t->meta.dtype};
+		struct gn_tensor *t = w->order[i];
+		struct gn_op_attrs attrs = {t->iattrs, t->fattrs, t->ni, t->nf};
+		struct gn_tensor_meta m;
+		uint32_t idx, nin = t->data ? 0 : t->nin;
 
-		gn_hasher_update(&h, head, sizeof(head));
-		gn_hasher_update(&h, t->meta.shape,
-				 sizeof(int64_t) * (size_t)t->meta.ndim);
-		for (uint32_t k = 0; !t->data && k < t->nin; k++)
-			gn_hasher_update(&h, &t->in[k]->index,
-					 sizeof(uint32_t));
+		gn_tensor_meta_of(t, &m);
+		for (uint32_t k = 0; k < nin; k++)
+			in[k] = gn_tensor_in(t, k)->index;
+		if (t->data != NULL) {
+			attrs = (struct gn_op_attrs){0};
+			if (!t->has_handle && gn_client_new_handle(t) != 0)
+				return gn_last_error_code();
+		}
+		idx = gn_graph_add(g, t->data ? GN_OP_INPUT : (enum gn_op)t->op,
+				   in, nin, &attrs, &m);
+		if (idx == GN_GRAPH_NONE)
+			return gn_last_error_code();
+		g->nodes[idx].user = t;
+		if (t->data != NULL) {
+			g->nodes[idx].data = t->data;
+			g->nodes[idx].handle = t->handle;
+		}
 	}
-	fp = gn_hasher_digest(&h);
-	gn_hasher_fini(&h);
-	return fp;
+	return gn_graph_add_output(g, w->n - 1); /* the root comes last */
 }
 
-/* Build the plan message; everything it points to lives in `scratch`. */
-static int build_plan(struct gn_arena *a, const struct walk *w,
+/* Build the plan message; everything it points to lives in `a`. */
+static int build_plan(struct gn_arena *a, const struct gn_graph *g,
 		      Genie__Plan *plan)
 {
 	Genie__Node *nodes, **nodep;
 	Genie__TensorMeta *metas;
-	uint32_t *outputs;
 
-	nodes = gn_arena_alloc(a, w->n * sizeof(*nodes), 8);
-	nodep = gn_arena_alloc(a, w->n * sizeof(*nodep), 8);
-	metas = gn_arena_alloc(a, w->n * sizeof(*metas), 8);
-	outputs = gn_arena_alloc(a, sizeof(*outputs), 4);
-	if (!nodes || !nodep || !metas || !outputs)
+	nodes = gn_arena_alloc(a, g->n * sizeof(*nodes), 8);
+	nodep = gn_arena_alloc(a, g->n * sizeof(*nodep), 8);
+	metas = gn_arena_alloc(a, g->n * sizeof(*metas), 8);
+	if (!nodes || !nodep || !metas)
 		return gn_last_error_code();
-	for (uint32_t i = 0; i < w->n; i++) {
-		struct gn_tensor *t = w->order[i];
+	for (uint32_t i = 0; i < g->n; i++) {
+		const struct gn_graph_node *gn = &g->nodes[i];
 		Genie__Node *n = &nodes[i];
 
 		genie__node__init(n);
 		genie__tensor_meta__init(&metas[i]);
-		metas[i].dtype = (Genie__DType)t->meta.dtype;
-		metas[i].n_shape = (size_t)t->meta.ndim;
-		metas[i].shape = t->meta.shape;
+		metas[i].dtype = (Genie__DType)gn->meta.dtype;
+		metas[i].n_shape = (size_t)gn->meta.ndim;
+		metas[i].shape = (int64_t *)gn->meta.shape;
 		n->out = &metas[i];
-		if (t->data != NULL) {
-			n->op = GENIE__OP_TYPE__OP_INPUT;
-			if (!t->has_handle && gn_client_new_handle(t) != 0)
-				return gn_last_error_code();
-			n->handle.data = t->handle;
+		n->op = (Genie__OpType)gn->op;
+		if (gn->op == GN_OP_INPUT) {
+			n->handle.data = (uint8_t *)gn->handle;
 			n->handle.len = GN_HANDLE_SIZE;
-		} else {
-			n->op = (Genie__OpType)t->op;
-			n->n_inputs = t->nin;
-			n->inputs =
-				gn_arena_alloc(a, t->nin * sizeof(uint32_t), 4);
-			if (n->inputs == NULL)
-				return gn_last_error_code();
-			for (uint32_t k = 0; k < t->nin; k++)
-				n->inputs[k] = t->in[k]->index;
 		}
+		n->n_inputs = gn->nin;
+		n->inputs = gn->in;
+		n->n_iattrs = gn->attrs.ni;
+		n->iattrs = (int64_t *)gn->attrs.i;
+		n->n_fattrs = gn->attrs.nf;
+		n->fattrs = (float *)gn->attrs.f;
 		nodep[i] = n;
 	}
-	outputs[0] = w->n - 1; /* the root comes last in post-order */
 	genie__plan__init(plan);
 	plan->schema_version = GN_SCHEMA_VERSION;
-	plan->n_nodes = w->n;
+	plan->n_nodes = g->n;
 	plan->nodes = nodep;
-	plan->n_outputs = 1;
-	plan->outputs = outputs;
-	plan->fingerprint = fingerprint(w);
+	plan->n_outputs = g->noutputs;
+	plan->outputs = g->outputs;
+	plan->fingerprint = gn_graph_fingerprint(g);
 	return 0;
 }
 
@@ -152,17 +149,20 @@ static int build_plan(struct gn_arena *a, const struct walk *w,
 static int adopt_result(struct gn_tensor *t, const struct gn_tensor_meta *m,
 			const uint8_t *bytes, uint64_t len)
 {
+	struct gn_tensor_meta tm;
 	char s1[96], s2[96];
-	uint64_t need = gn_meta_nbytes(&t->meta);
+	uint64_t need;
 	void *dst;
 
-	if (!gn_meta_equal(m, &t->meta) || len != need)
+	gn_tensor_meta_of(t, &tm);
+	need = gn_meta_nbytes(&tm);
+	if (!gn_meta_equal(m, &tm) || len != need)
 		return gn_error_set(-EPROTO,
 				    "result is %s (%llu bytes), expected %s "
 				    "(%llu bytes)",
 				    gn_meta_format(m, s1, sizeof(s1)),
 				    (unsigned long long)len,
-				    gn_meta_format(&t->meta, s2, sizeof(s2)),
+				    gn_meta_format(&tm, s2, sizeof(s2)),
 				    (unsigned long long)need);
 	dst = gn_arena_alloc(t->session->arena, need, 64);
 	if (dst == NULL)
@@ -173,7 +173,7 @@ static int adopt_result(struct gn_tensor *t, const struct gn_tensor_meta *m,
 	return 0;
 }
 
-static int run_local(struct gn_tensor *t, const struct walk *w,
+static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 		     const Genie__Plan *pbplan)
 {
 	struct gn_session *s = t->session;
@@ -183,13 +183,13 @@ static int run_local(struct gn_tensor *t, const struct walk *w,
 	uint32_t k = 0;
 	int rc;
 
-	in = calloc(w->nleaves + 1, sizeof(*in));
+	in = calloc(g->n + 1, sizeof(*in));
 	if (in == NULL)
 		return gn_error_set(-ENOMEM, "materialize: out of memory");
-	for (uint32_t i = 0; i < w->n; i++) {
-		const struct gn_tensor *l = w->order[i];
+	for (uint32_t i = 0; i < g->n; i++) {
+		const struct gn_graph_node *l = &g->nodes[i];
 
-		if (l->data == NULL)
+		if (l->op != GN_OP_INPUT)
 			continue;
 		in[k].handle = l->handle;
 		in[k].data = l->data;
@@ -238,7 +238,7 @@ static int take_result(struct gn_tensor *t, const Genie__ExecResult *er,
 }
 
 static int run_remote(struct gn_tensor *t, struct gn_arena *a,
-		      const struct walk *w, Genie__Plan *pbplan)
+		      const struct gn_graph *g, Genie__Plan *pbplan)
 {
 	struct gn_session *s = t->session;
 	Genie__ExecRequest req = GENIE__EXEC_REQUEST__INIT;
@@ -250,25 +250,25 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 	uint32_t k = 0;
 	int rc;
 
-	refs = gn_arena_alloc(a, (w->nleaves + 1) * sizeof(*refs), 8);
-	refp = gn_arena_alloc(a, (w->nleaves + 1) * sizeof(*refp), 8);
-	iov = gn_arena_alloc(a, (w->nleaves + 1) * sizeof(*iov), 8);
+	refs = gn_arena_alloc(a, (g->n + 1) * sizeof(*refs), 8);
+	refp = gn_arena_alloc(a, (g->n + 1) * sizeof(*refp), 8);
+	iov = gn_arena_alloc(a, (g->n + 1) * sizeof(*iov), 8);
 	if (!refs || !refp || !iov)
 		return gn_last_error_code();
-	for (uint32_t i = 0; i < w->n; i++) {
-		struct gn_tensor *l = w->order[i];
+	for (uint32_t i = 0; i < g->n; i++) {
+		const struct gn_graph_node *l = &g->nodes[i];
 		uint64_t len;
 
-		if (l->data == NULL)
+		if (l->op != GN_OP_INPUT)
 			continue;
 		len = gn_meta_nbytes(&l->meta);
 		genie__payload_ref__init(&refs[k]);
-		refs[k].handle.data = l->handle;
+		refs[k].handle.data = (uint8_t *)l->handle;
 		refs[k].handle.len = GN_HANDLE_SIZE;
 		refs[k].offset = off;
 		refs[k].length = len;
 		refp[k] = &refs[k];
-		iov[k] = (struct iovec){l->data, len};
+		iov[k] = (struct iovec){(void *)l->data, len};
 		off += len;
 		k++;
 	}
@@ -288,10 +288,26 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 	return rc;
 }
 
+/* GENIE_DOT=FILE: write each materialized graph, after the passes. */
+static int dump_dot(const struct gn_graph *g, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	int rc;
+
+	if (f == NULL)
+		return gn_error_set(-errno, "materialize: cannot write %s: %s",
+				    path, strerror(errno));
+	rc = gn_graph_write_dot(g, f);
+	if (fclose(f) != 0 && rc == 0)
+		rc = gn_error_set(-EIO, "materialize: writing %s failed", path);
+	return rc;
+}
+
 int gn_tensor_materialize(struct gn_tensor *t)
 {
 	struct gn_session *s;
 	struct gn_arena *scratch;
+	struct gn_graph *g = NULL;
 	Genie__Plan plan;
 	struct walk w = {0};
 	uint64_t t0;
@@ -312,16 +328,24 @@ int gn_tensor_materialize(struct gn_tensor *t)
 	t0 = gn_clock_ns();
 	/* No walk can hold more nodes than the session ever recorded. */
 	rc = walk_graph(scratch, t, s->nnodes, &w);
+	if (rc == 0) {
+		g = gn_graph_create();
+		rc = g ? build_graph(&w, g) : gn_last_error_code();
+	}
 	if (rc == 0)
-		rc = build_plan(scratch, &w, &plan);
+		rc = gn_graph_optimize(g, s->passes, s->fold_bytes);
+	if (rc == 0 && s->dot_path != NULL)
+		rc = dump_dot(g, s->dot_path);
+	if (rc == 0)
+		rc = build_plan(scratch, g, &plan);
 	if (rc == 0)
 		rc = s->kind == GN_TARGET_LOCAL
-			     ? run_local(t, &w, &plan)
-			     : run_remote(t, scratch, &w, &plan);
+			     ? run_local(t, g, &plan)
+			     : run_remote(t, scratch, g, &plan);
 	if (rc == 0) {
 		s->stats.last_latency_ns = gn_clock_ns() - t0;
 		s->stats.requests++;
-	} else if (s->kind == GN_TARGET_REMOTE &&
+	} else if (s->kind == GN_TARGET_REMOTE && s->conn != NULL &&
 		   (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
 		    rc == -EBADMSG || rc == -EMSGSIZE)) {
 		/* The stream is out of step or gone: stop using it. */
@@ -329,6 +353,7 @@ int gn_tensor_materialize(struct gn_tensor *t)
 		s->stats.bytes_received = s->conn->stats.bytes_received;
 		gn_conn_close(&s->conn);
 	}
+	gn_graph_destroy(&g);
 	gn_arena_destroy(&scratch);
 	return rc;
 }

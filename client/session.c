@@ -11,6 +11,7 @@
 #include "genie/control.pb-c.h"
 #include "genie/envelope.pb-c.h"
 #include "gn_error.h"
+#include "graph.h"
 
 void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size)
 {
@@ -147,6 +148,9 @@ struct gn_session *gn_session_create(const struct gn_session_opts *user)
 		return NULL;
 	}
 	s->timeout_ms = opts.timeout_ms;
+	s->passes = GN_PASS_ALL;
+	s->fold_bytes = 64 * 1024;
+	s->dot_path = getenv("GENIE_DOT");
 	s->next_request_id = 1;
 	s->arena = gn_arena_create(0);
 	if (s->arena == NULL)

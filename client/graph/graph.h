@@ -25,7 +25,7 @@
 #define GN_GRAPH_NONE UINT32_MAX
 
 enum gn_graph_node_flags {
-	GN_NODE_DEAD = 1u << 0,     /* removed by a pass; skipped by emitters */
+	GN_NODE_DEAD = 1u << 0,	    /* removed by a pass; skipped by emitters */
 	GN_NODE_CONSTANT = 1u << 1, /* value known on the client (data set) */
 	GN_NODE_OUTPUT = 1u << 2,   /* listed in outputs */
 };
@@ -33,7 +33,7 @@ enum gn_graph_node_flags {
 struct gn_graph_node {
 	enum gn_op op;
 	uint32_t nin;
-	uint32_t *in; /* operand indices; arena-owned */
+	uint32_t *in;		  /* operand indices; arena-owned */
 	struct gn_op_attrs attrs; /* arena-owned copies */
 	struct gn_tensor_meta meta;
 	/*
@@ -45,7 +45,7 @@ struct gn_graph_node {
 	const uint8_t *handle;
 	uint32_t flags;
 	uint32_t group; /* fusion region id; 0 = not in a region */
-	void *user;     /* the caller's back-pointer (the lazy tensor) */
+	void *user;	/* the caller's back-pointer (the lazy tensor) */
 };
 
 struct gn_graph {
@@ -81,6 +81,9 @@ int gn_graph_add_output(struct gn_graph *g, uint32_t idx);
  */
 int gn_graph_toposort(struct gn_graph *g);
 
+/* Drop nodes flagged GN_NODE_DEAD, rewriting indices. 0 or -ENOMEM. */
+int gn_graph_compact(struct gn_graph *g);
+
 /* Passes, each returning 0 or a negative errno; `changed` counts rewrites
  * when not NULL. */
 
@@ -93,11 +96,13 @@ int gn_pass_dce(struct gn_graph *g, uint32_t *changed);
  */
 int gn_pass_cse(struct gn_graph *g, uint32_t *changed);
 /*
- * Evaluate every node whose operands are all constants (inputs with data,
- * or fill/arange sources) and whose result is at most `max_bytes`, on the
- * local CPU backend, turning it into an input with its value (and a fresh
- * handle). Large results are left to the target, so folding never grows
- * what crosses the wire by more than `max_bytes` per node.
+ * Evaluate every pure op whose operands are all constants (sources such as
+ * fill, arange and seeded random, or values folding made) and whose result
+ * is at most `max_bytes`, on the local CPU backend, turning it into an
+ * input with its value (and a fresh handle). Inputs the caller supplied
+ * are not constants: work on them belongs to the target. Large results are
+ * left to the target, so folding never grows what crosses the wire by more
+ * than `max_bytes` per node.
  */
 int gn_pass_fold_constants(struct gn_graph *g, uint64_t max_bytes,
 			   uint32_t *changed);
@@ -127,7 +132,10 @@ enum gn_pass_mask {
 	GN_PASS_ALL = 0xfu,
 };
 
-/* Run the passes in `mask` in order CSE, fold, DCE, fuse. */
+/*
+ * Run the passes in `mask` in order CSE, fold, DCE, fuse. Nodes CSE merged
+ * away are always dropped; DCE also drops what no output needs.
+ */
 int gn_graph_optimize(struct gn_graph *g, uint32_t mask, uint64_t fold_bytes);
 
 #endif /* GN_CLIENT_GRAPH_H */

@@ -6,6 +6,7 @@
 #define GENIE_GENIE_H
 
 #include <genie/error.h>
+#include <genie/ops.h>
 #include <genie/session.h>
 #include <genie/tensor.h>
 #include <genie/types.h>
