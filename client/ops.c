@@ -31,7 +31,8 @@ static int shape_attrs(int64_t *ia, int first, int ndim, const int64_t *shape)
 	if (ndim < 0 || ndim > GN_MAX_DIMS || (ndim > 0 && shape == NULL))
 		return gn_error_set(-EINVAL, "shape of %d dims, expected 0..%d",
 				    ndim, GN_MAX_DIMS);
-	memcpy(ia + first, shape, sizeof(int64_t) * (size_t)ndim);
+	if (ndim > 0)
+		memcpy(ia + first, shape, sizeof(int64_t) * (size_t)ndim);
 	return 0;
 }
 

@@ -60,6 +60,10 @@ static int set_shape(struct gn_tensor *t, const struct gn_tensor_meta *m,
 
 	t->dtype = (uint8_t)m->dtype;
 	t->ndim = (uint8_t)m->ndim;
+	if (m->ndim == 0) {
+		t->shape = NULL; /* a scalar has no dims to store */
+		return 0;
+	}
 	for (int i = 0; i < nin; i++)
 		if (in[i]->ndim == m->ndim &&
 		    memcmp(in[i]->shape, m->shape,
@@ -180,7 +184,7 @@ struct gn_tensor *gn_tensor_from_host(struct gn_session *s, enum gn_dtype dtype,
 			     (int)flags);
 		return NULL;
 	}
-	if (ndim >= 0 && ndim <= GN_MAX_DIMS)
+	if (ndim > 0 && ndim <= GN_MAX_DIMS)
 		memcpy(m.shape, shape, sizeof(int64_t) * (size_t)ndim);
 	if (gn_meta_check(&m, "from_host") != 0)
 		return NULL;
@@ -225,7 +229,7 @@ int gn_tensor_shape(const struct gn_tensor *t, int64_t *shape)
 {
 	if (t == NULL)
 		return gn_error_set(-EINVAL, "tensor_shape: NULL tensor");
-	if (shape != NULL)
+	if (shape != NULL && t->ndim > 0)
 		memcpy(shape, t->shape, sizeof(int64_t) * t->ndim);
 	return t->ndim;
 }

@@ -43,7 +43,8 @@ static int same_node(const struct gn_graph_node *a,
 	if (a->op == GN_OP_INPUT)
 		return a->handle && b->handle &&
 		       memcmp(a->handle, b->handle, 16) == 0;
-	return memcmp(a->in, b->in, a->nin * sizeof(*a->in)) == 0 &&
+	return (a->nin == 0 ||
+		memcmp(a->in, b->in, a->nin * sizeof(*a->in)) == 0) &&
 	       (a->attrs.ni == 0 ||
 		memcmp(a->attrs.i, b->attrs.i, a->attrs.ni * 8) == 0) &&
 	       (a->attrs.nf == 0 ||
