@@ -138,4 +138,14 @@ enum gn_pass_mask {
  */
 int gn_graph_optimize(struct gn_graph *g, uint32_t mask, uint64_t fold_bytes);
 
+struct Genie__Plan;
+
+/*
+ * Emit the live graph as a genie.Plan at the current schema version, with
+ * its fingerprint. Everything the message points to lives in `a` or in the
+ * graph, so it stays valid while both do. Returns 0 or -ENOMEM.
+ */
+int gn_plan_from_graph(const struct gn_graph *g, struct gn_arena *a,
+		       struct Genie__Plan *plan);
+
 #endif /* GN_CLIENT_GRAPH_H */
