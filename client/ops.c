@@ -24,13 +24,26 @@ static int ndim_of(const struct gn_tensor *t)
 	return t ? t->ndim : 0;
 }
 
+/*
+ * Check a caller's list of `n` dims or axes: 0..GN_MAX_DIMS entries and
+ * not NULL when any. Returns 0 or -EINVAL naming the op and the list.
+ */
+static int list_ok(enum gn_op op, const char *what, int n, const void *list)
+{
+	if (n < 0 || n > GN_MAX_DIMS || (n > 0 && list == NULL))
+		return gn_error_set(-EINVAL, "%s: %d %s, expected 0..%d%s",
+				    gn_op_name(op), n, what, GN_MAX_DIMS,
+				    n > 0 && list == NULL ? " (list is NULL)"
+							  : "");
+	return 0;
+}
+
 /* ---- Sources ---------------------------------------------------------- */
 
 static int shape_attrs(int64_t *ia, int first, int ndim, const int64_t *shape)
 {
-	if (ndim < 0 || ndim > GN_MAX_DIMS || (ndim > 0 && shape == NULL))
-		return gn_error_set(-EINVAL, "shape of %d dims, expected 0..%d",
-				    ndim, GN_MAX_DIMS);
+	if (list_ok(GN_OP_FILL, "dims", ndim, shape) != 0)
+		return -EINVAL;
 	if (ndim > 0)
 		memcpy(ia + first, shape, sizeof(int64_t) * (size_t)ndim);
 	return 0;
@@ -291,11 +304,8 @@ static struct gn_tensor *reduce(enum gn_op op, struct gn_tensor *x, int naxes,
 {
 	int64_t ia[1 + GN_MAX_DIMS] = {keepdim ? 1 : 0};
 
-	if (naxes < 0 || naxes > GN_MAX_DIMS || (naxes && axes == NULL)) {
-		gn_error_set(-EINVAL, "%s: %d axes, expected 0..%d",
-			     gn_op_name(op), naxes, GN_MAX_DIMS);
+	if (list_ok(op, "axes", naxes, axes) != 0)
 		return NULL;
-	}
 	for (int i = 0; i < naxes; i++)
 		ia[1 + i] = norm_axis(axes[i], ndim_of(x), 0);
 	return REC(op, &x, 1, ia, 1 + naxes, NULL, 0);
@@ -356,11 +366,8 @@ struct gn_tensor *gn_gather(struct gn_tensor *x, struct gn_tensor *idx,
 struct gn_tensor *gn_reshape(struct gn_tensor *x, int ndim,
 			     const int64_t *shape)
 {
-	if (ndim < 0 || ndim > GN_MAX_DIMS || (ndim && shape == NULL)) {
-		gn_error_set(-EINVAL, "reshape: %d dims, expected 0..%d", ndim,
-			     GN_MAX_DIMS);
+	if (list_ok(GN_OP_RESHAPE, "dims", ndim, shape) != 0)
 		return NULL;
-	}
 	return REC(GN_OP_RESHAPE, &x, 1, shape, ndim, NULL, 0);
 }
 
@@ -391,11 +398,8 @@ struct gn_tensor *gn_permute(struct gn_tensor *x, int ndim, const int *perm)
 {
 	int64_t ia[GN_MAX_DIMS];
 
-	if (ndim < 0 || ndim > GN_MAX_DIMS || (ndim && perm == NULL)) {
-		gn_error_set(-EINVAL, "permute: %d axes, expected 0..%d", ndim,
-			     GN_MAX_DIMS);
+	if (list_ok(GN_OP_PERMUTE, "axes", ndim, perm) != 0)
 		return NULL;
-	}
 	for (int i = 0; i < ndim; i++)
 		ia[i] = norm_axis(perm[i], ndim_of(x), 0);
 	return REC(GN_OP_PERMUTE, &x, 1, ia, ndim, NULL, 0);
@@ -448,11 +452,8 @@ struct gn_tensor *gn_slice(struct gn_tensor *x, int axis, int64_t start,
 
 struct gn_tensor *gn_expand(struct gn_tensor *x, int ndim, const int64_t *shape)
 {
-	if (ndim < 0 || ndim > GN_MAX_DIMS || (ndim && shape == NULL)) {
-		gn_error_set(-EINVAL, "expand: %d dims, expected 0..%d", ndim,
-			     GN_MAX_DIMS);
+	if (list_ok(GN_OP_EXPAND, "dims", ndim, shape) != 0)
 		return NULL;
-	}
 	return REC(GN_OP_EXPAND, &x, 1, shape, ndim, NULL, 0);
 }
 
@@ -460,11 +461,8 @@ struct gn_tensor *gn_squeeze(struct gn_tensor *x, int naxes, const int *axes)
 {
 	int64_t ia[GN_MAX_DIMS];
 
-	if (naxes < 0 || naxes > GN_MAX_DIMS || (naxes && axes == NULL)) {
-		gn_error_set(-EINVAL, "squeeze: %d axes, expected 0..%d", naxes,
-			     GN_MAX_DIMS);
+	if (list_ok(GN_OP_SQUEEZE, "axes", naxes, axes) != 0)
 		return NULL;
-	}
 	for (int i = 0; i < naxes; i++)
 		ia[i] = norm_axis(axes[i], ndim_of(x), 0);
 	return REC(GN_OP_SQUEEZE, &x, 1, ia, naxes, NULL, 0);
