@@ -5,7 +5,7 @@
  * records the same ops through the public API (genie/ops.h), materializes
  * each result, and checks it within 1e-5 (absolute + relative) of PyTorch.
  *
- *   every_op_test REFERENCE_FILE
+ *   every_op_test REFERENCE_FILE [TARGET]   (TARGET defaults to "local")
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,10 +40,10 @@ static int load(const char *path)
 		struct rec *r = &g_recs[g_nrecs++];
 		int64_t n = 1;
 
-		if (len >= sizeof(r->name) || fread(r->name, 1, len, f) != len ||
+		if (len >= sizeof(r->name) ||
+		    fread(r->name, 1, len, f) != len ||
 		    fread(&dt, 4, 1, f) != 1 || fread(&nd, 4, 1, f) != 1 ||
-		    nd > GN_MAX_DIMS ||
-		    fread(r->shape, 8, nd, f) != nd)
+		    nd > GN_MAX_DIMS || fread(r->shape, 8, nd, f) != nd)
 			goto bad;
 		r->name[len] = '\0';
 		r->dtype = (enum gn_dtype)dt;
@@ -52,7 +52,8 @@ static int load(const char *path)
 			n *= r->shape[i];
 		r->bytes = (size_t)n * gn_dtype_size(r->dtype);
 		r->data = malloc(r->bytes + 1);
-		if (r->data == NULL || fread(r->data, 1, r->bytes, f) != r->bytes)
+		if (r->data == NULL ||
+		    fread(r->data, 1, r->bytes, f) != r->bytes)
 			goto bad;
 	}
 	fclose(f);
@@ -142,14 +143,14 @@ int main(int argc, char **argv)
 {
 	struct gn_session_opts o;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s REFERENCE_FILE\n", argv[0]);
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: %s REFERENCE_FILE [TARGET]\n", argv[0]);
 		return 2;
 	}
 	if (load(argv[1]) != 0)
 		return 1;
 	gn_session_opts_init(&o, sizeof(o));
-	o.target = "local";
+	o.target = argc == 3 ? argv[2] : "local";
 	g_s = gn_session_create(&o);
 	if (g_s == NULL) {
 		fprintf(stderr, "session: %s\n", gn_last_error());
@@ -157,7 +158,8 @@ int main(int argc, char **argv)
 	}
 
 	struct gn_tensor *x = in("in_x"), *a = in("in_a"), *b = in("in_b");
-	struct gn_conv2d_params cp = {.stride = {1, 1}, .padding = {1, 1, 1, 1}};
+	struct gn_conv2d_params cp = {.stride = {1, 1},
+				      .padding = {1, 1, 1, 1}};
 	struct gn_tensor *conv = gn_conv2d(x, in("in_wc"), in("in_bc"), &cp);
 	check("conv", conv);
 	struct gn_conv2d_params gp = {.stride = {2, 2},
@@ -165,16 +167,18 @@ int main(int argc, char **argv)
 				      .dilation = {2, 2},
 				      .groups = 2};
 	check("conv_grouped", gn_conv2d(in("in_xg"), in("in_wg"), NULL, &gp));
-	struct gn_tensor *bn = gn_batchnorm(conv, in("in_mean"), in("in_var"),
-					    in("in_gamma"), in("in_beta"), 1e-5f);
+	struct gn_tensor *bn =
+		gn_batchnorm(conv, in("in_mean"), in("in_var"), in("in_gamma"),
+			     in("in_beta"), 1e-5f);
 	check("batchnorm", bn);
-	struct gn_pool2d_params mp = {.kernel = {3, 3}, .stride = {2, 2},
-				      .padding = {1, 1, 1, 1}};
+	struct gn_pool2d_params mp = {
+		.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1, 1, 1}};
 	check("maxpool", gn_maxpool2d(bn, &mp));
 	struct gn_pool2d_params ap = mp;
 	ap.ceil_mode = 1;
 	check("avgpool", gn_avgpool2d(bn, &ap));
-	struct gn_pool2d_params ap2 = {.kernel = {2, 2}, .count_include_pad = 1};
+	struct gn_pool2d_params ap2 = {.kernel = {2, 2},
+				       .count_include_pad = 1};
 	check("avgpool_incl", gn_avgpool2d(bn, &ap2));
 	check("global_avgpool", gn_global_avgpool(bn));
 
@@ -207,19 +211,21 @@ int main(int argc, char **argv)
 	check("where_gt", gn_where(gn_gt(a, b), a, b));
 	int64_t four[] = {4};
 	check("eq_count",
-	      gn_reduce_sum(gn_cast(gn_eq(gn_add(gn_mul(a, gn_zeros(g_s,
-						GN_DTYPE_F32, 0, NULL)), t1),
-				      gn_ones(g_s, GN_DTYPE_F32, 1, four)),
-			       GN_DTYPE_F32),
-			    0, NULL, 0));
+	      gn_reduce_sum(
+		      gn_cast(gn_eq(gn_add(gn_mul(a, gn_zeros(g_s, GN_DTYPE_F32,
+							      0, NULL)),
+					   t1),
+				    gn_ones(g_s, GN_DTYPE_F32, 1, four)),
+			      GN_DTYPE_F32),
+		      0, NULL, 0));
 	check("cast_f16", gn_cast(gn_cast(a, GN_DTYPE_F16), GN_DTYPE_F32));
 
 	check("matmul", gn_matmul(in("in_m1"), in("in_m2")));
 	check("matmul_vec", gn_matmul(in("in_m1"), in("in_v4")));
 	check("linear", gn_linear(a, in("in_wl"), in("in_bl")));
 	struct gn_tensor *s = in("in_s");
-	check("layernorm", gn_layernorm(s, in("in_ln_g"), in("in_ln_b"), 1,
-					1e-5f));
+	check("layernorm",
+	      gn_layernorm(s, in("in_ln_g"), in("in_ln_b"), 1, 1e-5f));
 	check("softmax", gn_softmax(s, 1));
 	check("log_softmax", gn_log_softmax(s, -1));
 	struct gn_tensor *q = in("in_q"), *k = in("in_k"), *v = in("in_v");
@@ -233,8 +239,8 @@ int main(int argc, char **argv)
 	check("argmax", gn_argmax(a, 2, 0));
 	struct gn_tensor *idx = in("in_idx");
 	check("embedding", gn_embedding(in("in_table"), idx));
-	check("embedding_bag", gn_embedding_bag(in("in_table"), idx,
-						GN_BAG_MEAN));
+	check("embedding_bag",
+	      gn_embedding_bag(in("in_table"), idx, GN_BAG_MEAN));
 	check("gather", gn_gather(a, in("in_gidx"), 1));
 
 	int64_t rs[] = {4, -1}, ex[] = {3, 4};
@@ -242,8 +248,8 @@ int main(int argc, char **argv)
 	check("reshape", gn_reshape(a, 2, rs));
 	check("permute", gn_permute(a, 3, perm));
 	check("transpose", gn_transpose(a, 0, 2));
-	check("slice", gn_slice(gn_slice(a, 1, 1, INT64_MAX, 1), 2, 0,
-				INT64_MAX, 2));
+	check("slice",
+	      gn_slice(gn_slice(a, 1, 1, INT64_MAX, 1), 2, 0, INT64_MAX, 2));
 	check("expand", gn_expand(b, 2, ex));
 	check("squeeze_unsqueeze", gn_squeeze(gn_unsqueeze(a, 1), 1, ax1));
 	struct gn_tensor *two = gn_full(g_s, GN_DTYPE_F32, 0, NULL, 2.0);
@@ -254,9 +260,8 @@ int main(int argc, char **argv)
 	if (gn_split(a, 2, 2, sizes, parts) != 0)
 		parts[1] = NULL;
 	check("split1", parts[1]);
-	check("arange", gn_add(gn_mul(gn_arange(g_s, GN_DTYPE_F32, 0, 1, 10),
-				      half),
-			       t1));
+	check("arange",
+	      gn_add(gn_mul(gn_arange(g_s, GN_DTYPE_F32, 0, 1, 10), half), t1));
 	int64_t z[] = {2, 3}, o3[] = {3};
 	check("zeros_ones", gn_add(gn_zeros(g_s, GN_DTYPE_F32, 2, z),
 				   gn_ones(g_s, GN_DTYPE_F32, 1, o3)));
@@ -264,6 +269,7 @@ int main(int argc, char **argv)
 	gn_session_destroy(&g_s);
 	for (int i = 0; i < g_nrecs; i++)
 		free(g_recs[i].data);
-	printf("every_op: %d passed, %d failed\n", g_passed, g_failed);
+	printf("every_op (%s): %d passed, %d failed\n", o.target, g_passed,
+	       g_failed);
 	return g_failed ? 1 : 0;
 }
