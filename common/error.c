@@ -4,6 +4,7 @@
  * Codes are plain negative errno values so they compose with system calls;
  * the words for the ones Genie uses say what they mean in Genie's terms.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,8 @@ static __thread int t_code;
 
 const char *gn_strerror(int rc)
 {
+	if (rc == INT_MIN)
+		return "unknown error";
 	if (rc < 0)
 		rc = -rc;
 	switch (rc) {

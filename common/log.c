@@ -44,14 +44,14 @@ int gn_log_level_parse(const char *name)
 }
 
 /*
- * The level `spec` gives component `name`: the last "name=level" or
- * "*=level" / bare "level" entry that matches wins. Returns the level, the
- * default when nothing matches, or -EINVAL for a malformed spec.
+ * The level `spec` gives component `name`: its own "name=level" entry if
+ * any (the last one), else the last "*=level" or bare "level", else the
+ * default. Returns the level, or -EINVAL for a malformed spec.
  */
 static int spec_level(const char *spec, const char *name)
 {
 	char buf[256], *save = NULL, *tok;
-	int level = DEFAULT_LEVEL;
+	int any = DEFAULT_LEVEL, own = -1;
 
 	snprintf(buf, sizeof(buf), "%s", spec);
 	for (tok = strtok_r(buf, ",", &save); tok != NULL;
@@ -68,10 +68,12 @@ static int spec_level(const char *spec, const char *name)
 		l = gn_log_level_parse(lvl);
 		if (l < 0)
 			return l;
-		if (strcmp(who, "*") == 0 || strcmp(who, name) == 0)
-			level = l;
+		if (strcmp(who, "*") == 0)
+			any = l;
+		else if (strcmp(who, name) == 0)
+			own = l;
 	}
-	return level;
+	return own >= 0 ? own : any;
 }
 
 static void resolve(struct gn_log_component *c)

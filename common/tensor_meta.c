@@ -79,14 +79,18 @@ int gn_meta_check(const struct gn_tensor_meta *m, const char *what)
 	if (m->ndim < 0 || m->ndim > GN_MAX_DIMS)
 		return gn_error_set(-EINVAL, "%s: %d dims, expected 0..%d",
 				    what, m->ndim, GN_MAX_DIMS);
-	bytes = gn_dtype_size(m->dtype);
-	for (int i = 0; i < m->ndim; i++) {
+	for (int i = 0; i < m->ndim; i++)
 		if (m->shape[i] < 0)
 			return gn_error_set(-EINVAL,
 					    "%s: dim %d is %lld, expected >= 0",
 					    what, i, (long long)m->shape[i]);
-		if (m->shape[i] != 0 &&
-		    bytes > GN_MAX_TENSOR_BYTES / (uint64_t)m->shape[i])
+	/* A zero dim anywhere makes the tensor empty, whatever the others. */
+	for (int i = 0; i < m->ndim; i++)
+		if (m->shape[i] == 0)
+			return 0;
+	bytes = gn_dtype_size(m->dtype);
+	for (int i = 0; i < m->ndim; i++) {
+		if (bytes > GN_MAX_TENSOR_BYTES / (uint64_t)m->shape[i])
 			return gn_error_set(-EINVAL, "%s: more than %llu bytes",
 					    what, GN_MAX_TENSOR_BYTES);
 		bytes *= (uint64_t)m->shape[i];

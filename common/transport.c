@@ -89,7 +89,9 @@ int gn_addr_split(const char *addr, char *host, size_t host_len, uint16_t *port)
 				    addr);
 	errno = 0;
 	p = strtoul(colon + 1, &end, 10);
-	if (*end != '\0' || errno != 0 || p > 65535)
+	/* strtoul would also take " 80", "+80" and "-1": only digits do. */
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 ||
+	    p > 65535)
 		return gn_error_set(-EINVAL,
 				    "address '%s': port '%s' is not a number "
 				    "in 0..65535",
@@ -106,24 +108,43 @@ void gn_msg_release(struct gn_msg *msg)
 	memset(msg, 0, sizeof(*msg));
 }
 
+/*
+ * The caller's options completed with defaults for whatever its struct
+ * lacks (a NULL `opts`, or an older, shorter struct).
+ */
+static void full_opts(const struct gn_transport_opts *opts,
+		      struct gn_transport_opts *out)
+{
+	gn_transport_opts_init(out, sizeof(*out));
+	if (opts != NULL)
+		memcpy(out, opts,
+		       opts->opts_size < sizeof(*out) ? opts->opts_size
+						      : sizeof(*out));
+	out->opts_size = sizeof(*out);
+}
+
 int gn_listen(const char *url, const struct gn_transport_opts *opts,
 	      struct gn_listener **out)
 {
 	const struct gn_transport_ops *ops;
+	struct gn_transport_opts o;
 	const char *rest;
 	int rc = gn_transport_resolve(url, &ops, &rest);
 
-	return rc ? rc : ops->listen(rest, opts, out);
+	full_opts(opts, &o);
+	return rc ? rc : ops->listen(rest, &o, out);
 }
 
 int gn_connect(const char *url, const struct gn_transport_opts *opts,
 	       int timeout_ms, struct gn_conn **out)
 {
 	const struct gn_transport_ops *ops;
+	struct gn_transport_opts o;
 	const char *rest;
 	int rc = gn_transport_resolve(url, &ops, &rest);
 
-	return rc ? rc : ops->connect(rest, opts, timeout_ms, out);
+	full_opts(opts, &o);
+	return rc ? rc : ops->connect(rest, &o, timeout_ms, out);
 }
 
 int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,

@@ -85,7 +85,9 @@ struct gn_transport_ops {
 	/*
 	 * Receive one message. -ECONNRESET when the peer closed between
 	 * messages; -EPROTO when it closed inside one (truncated frame);
-	 * -EBADMSG/-EMSGSIZE for a bad header; -ETIMEDOUT.
+	 * -EBADMSG/-EMSGSIZE for a bad header; -ETIMEDOUT. After any error
+	 * but a timeout before the first byte, the stream is out of step:
+	 * close the connection.
 	 */
 	int (*recv)(struct gn_conn *c, struct gn_msg *msg, int timeout_ms);
 	/* A file descriptor that polls readable when a message is arriving. */
@@ -117,7 +119,10 @@ int gn_transport_resolve(const char *url, const struct gn_transport_ops **ops,
 int gn_addr_split(const char *addr, char *host, size_t host_len,
 		  uint16_t *port);
 
-/* Dispatching wrappers; see struct gn_transport_ops. */
+/*
+ * Dispatching wrappers; see struct gn_transport_ops. `opts` may be NULL
+ * (defaults) or an older, shorter struct: its opts_size is honoured.
+ */
 int gn_listen(const char *url, const struct gn_transport_opts *opts,
 	      struct gn_listener **out);
 int gn_connect(const char *url, const struct gn_transport_opts *opts,
