@@ -153,7 +153,7 @@ static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 	/* The same validation a runtime applies, then the same executor. */
 	rc = gn_plan_decode(pbplan, &plan);
 	if (rc == 0)
-		rc = gn_exec_run(&s->backend, plan, in, k, &res);
+		rc = gn_exec_run(&s->backend, NULL, plan, in, k, &res);
 	if (rc == 0) {
 		rc = adopt_result(t, &res.metas[0], res.payload,
 				  res.payload_len);

@@ -65,19 +65,59 @@ static int upload_input(struct gn_backend *b, uint32_t i,
 	return b->ops->upload(b->ctx, dev, src->data, need);
 }
 
-int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
-		const struct gn_exec_input *in, size_t nin,
-		struct gn_exec_result *res)
+static void *buf_alloc(struct gn_backend *b, struct gn_pool *pool,
+		       uint64_t bytes)
 {
-	uint64_t t0 = gn_clock_ns();
+	/* One spare byte keeps empty tensors distinct and non-NULL. */
+	if (pool != NULL)
+		return gn_pool_alloc(pool, bytes ? bytes : 1);
+	return b->ops->alloc(b->ctx, bytes ? bytes : 1);
+}
+
+static void buf_free(struct gn_backend *b, struct gn_pool *pool, void *p)
+{
+	if (pool != NULL)
+		gn_pool_free(pool, p);
+	else
+		b->ops->free(b->ctx, p);
+}
+
+/*
+ * Index of the last node that reads each node; UINT32_MAX for outputs,
+ * which must outlive the run. A node nobody reads dies where it is made.
+ */
+static uint32_t *last_uses(const struct gn_plan *plan)
+{
+	uint32_t *last = malloc(sizeof(*last) * plan->nnodes);
+
+	if (last == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < plan->nnodes; i++) {
+		last[i] = i;
+		for (uint32_t k = 0; k < plan->nodes[i].nin; k++)
+			last[plan->nodes[i].in[k]] = i;
+	}
+	for (uint32_t k = 0; k < plan->noutputs; k++)
+		last[plan->outputs[k]] = UINT32_MAX;
+	return last;
+}
+
+int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
+		const struct gn_plan *plan, const struct gn_exec_input *in,
+		size_t nin, struct gn_exec_result *res)
+{
+	uint64_t t0 = gn_clock_ns(), live = 0;
+	uint32_t *last = NULL;
 	void **bufs;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
 	bufs = calloc(plan->nnodes, sizeof(*bufs));
+	last = last_uses(plan);
 	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
 	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
-	if (bufs == NULL || res->metas == NULL || res->offsets == NULL) {
+	if (bufs == NULL || last == NULL || res->metas == NULL ||
+	    res->offsets == NULL) {
 		rc = gn_error_set(-ENOMEM,
 				  "executor: no memory for a plan of "
 				  "%u nodes",
@@ -92,16 +132,18 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 		uint64_t bytes = gn_meta_nbytes(&n->meta);
 		char ms[96];
 
-		/* One spare byte keeps empty tensors distinct and non-NULL. */
-		bufs[i] = b->ops->alloc(b->ctx, bytes ? bytes : 1);
+		bufs[i] = buf_alloc(b, pool, bytes);
 		if (bufs[i] == NULL) {
+			char why[400];
+
+			snprintf(why, sizeof(why), "%s", gn_last_error());
 			rc = gn_error_set(
 				-ENOMEM,
 				"plan node %u (%s): cannot allocate "
-				"%llu bytes for %s on %s",
+				"%llu bytes for %s on %s: %s",
 				i, gn_op_name(n->op), (unsigned long long)bytes,
 				gn_meta_format(&n->meta, ms, sizeof(ms)),
-				b->ops->name);
+				b->ops->name, why);
 			goto out;
 		}
 		if (n->op == GN_OP_INPUT) {
@@ -110,6 +152,11 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 				goto out;
 			continue;
 		}
+		/* Intermediates: what liveness-based reuse keeps small. */
+		live += bytes;
+		res->sum_intermediate_bytes += bytes;
+		if (live > res->peak_intermediate_bytes)
+			res->peak_intermediate_bytes = live;
 		for (uint32_t k = 0; k < n->nin; k++) {
 			im[k] = &plan->nodes[n->in[k]].meta;
 			ib[k] = bufs[n->in[k]];
@@ -119,6 +166,17 @@ int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
 		if (rc != 0) {
 			rc = node_error(rc, i, n);
 			goto out;
+		}
+		/* Operands read for the last time go back for reuse. */
+		for (uint32_t k = 0; k <= n->nin; k++) {
+			uint32_t p = k < n->nin ? n->in[k] : i;
+
+			if (last[p] != i || bufs[p] == NULL)
+				continue;
+			if (plan->nodes[p].op != GN_OP_INPUT)
+				live -= gn_meta_nbytes(&plan->nodes[p].meta);
+			buf_free(b, pool, bufs[p]);
+			bufs[p] = NULL;
 		}
 	}
 
@@ -151,8 +209,9 @@ out:
 	if (bufs != NULL)
 		for (uint32_t i = 0; i < plan->nnodes; i++)
 			if (bufs[i] != NULL)
-				b->ops->free(b->ctx, bufs[i]);
+				buf_free(b, pool, bufs[i]);
 	free(bufs);
+	free(last);
 	if (rc != 0)
 		gn_exec_result_fini(res);
 	return rc;

@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "plan.h"
+#include "pool.h"
 
 /* The bytes that feed one OP_INPUT handle. Borrowed for the call. */
 struct gn_exec_input {
@@ -31,19 +32,27 @@ struct gn_exec_result {
 	uint8_t *payload;
 	uint64_t payload_len;
 	uint64_t exec_ns; /* upload + kernels + download */
+	/*
+	 * Memory of computed (non-input) values: the most alive at once,
+	 * with buffers freed after their last reader, and the sum of all.
+	 */
+	uint64_t peak_intermediate_bytes;
+	uint64_t sum_intermediate_bytes;
 };
 
 /*
- * Run `plan` on backend `b` with `nin` inputs. Returns 0 and fills `res`,
+ * Run `plan` on backend `b` with `nin` inputs, taking buffers from `pool`
+ * (NULL: straight from the backend) and returning each to it after the
+ * last node that reads it. Returns 0 and fills `res`,
  * or a negative errno with gn_last_error() set: -ENOENT when an input
  * handle has no bytes, -EINVAL when its byte count does not match its
  * meta, -ENOMEM naming the node whose buffer could not be had, or the
  * backend's error naming the node that failed. On error `res` holds
  * nothing to free.
  */
-int gn_exec_run(struct gn_backend *b, const struct gn_plan *plan,
-		const struct gn_exec_input *in, size_t nin,
-		struct gn_exec_result *res);
+int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
+		const struct gn_plan *plan, const struct gn_exec_input *in,
+		size_t nin, struct gn_exec_result *res);
 
 /* Free what a successful gn_exec_run() put in `res`. */
 void gn_exec_result_fini(struct gn_exec_result *res);

@@ -35,6 +35,10 @@ static void usage(FILE *f)
 		"  --name NAME       name reported to clients (default "
 		"genie-runtime)\n"
 		"  --max-frame BYTES largest message accepted (default 1 GiB)\n"
+		"  --memory-limit BYTES  device memory the runtime may hold\n"
+		"                    (default: no limit); a plan that needs "
+		"more\n"
+		"                    is refused with a clear error\n"
 		"  --port-file FILE  write the bound port to FILE once "
 		"listening\n"
 		"  --log SPEC        log levels, e.g. info or "
@@ -65,6 +69,7 @@ int main(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"max-frame", required_argument, NULL, 'm'},
 		{"port-file", required_argument, NULL, 'p'},
+		{"memory-limit", required_argument, NULL, 'M'},
 		{"log", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -87,6 +92,11 @@ int main(int argc, char **argv)
 			opts.max_payload = v;
 			break;
 		case 'p': port_file = optarg; break;
+		case 'M':
+			if (parse_u64("--memory-limit", optarg, &v) != 0)
+				return 2;
+			opts.memory_limit = v;
+			break;
 		case 'L':
 			if (gn_log_set_levels(optarg) != 0) {
 				fprintf(stderr, "genie-runtime: --log: %s\n",

@@ -22,6 +22,7 @@
 #include "gn_error.h"
 #include "log.h"
 #include "plan.h"
+#include "pool.h"
 #include "server.h"
 #include "transport.h"
 
@@ -43,6 +44,7 @@ struct gn_server {
 	char name[64];
 	struct gn_listener *listener;
 	struct gn_backend backend;
+	struct gn_pool *pool;	   /* device memory, under exec_lock */
 	pthread_mutex_t exec_lock; /* one plan at a time on the backend */
 	pthread_mutex_t conns_lock;
 	struct conn_slot conns[MAX_CONNS];
@@ -93,6 +95,16 @@ struct gn_server *gn_server_create(const struct gn_server_opts *opts)
 	rc = gn_backend_open(s->opts.backend, &s->backend);
 	if (rc != 0)
 		goto fail;
+	{
+		struct gn_pool_opts po;
+
+		gn_pool_opts_init(&po, sizeof(po));
+		po.name = s->backend.ops->name;
+		po.limit_bytes = s->opts.memory_limit;
+		s->pool = gn_pool_create(&s->backend, &po);
+		if (s->pool == NULL)
+			goto fail;
+	}
 	gn_transport_opts_init(&topts, sizeof(topts));
 	topts.limits.max_envelope = s->opts.max_envelope;
 	topts.limits.max_payload = s->opts.max_payload;
@@ -133,6 +145,7 @@ void gn_server_destroy(struct gn_server **sp)
 		return;
 	s = *sp;
 	gn_listener_close(&s->listener);
+	gn_pool_destroy(&s->pool);
 	gn_backend_close(&s->backend);
 	if (s->stop_pipe[0] >= 0)
 		close(s->stop_pipe[0]);
@@ -274,7 +287,7 @@ static int handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 	if (rc != 0)
 		goto reply_error;
 	pthread_mutex_lock(&s->exec_lock);
-	rc = gn_exec_run(&s->backend, plan, in, req->n_inputs, &res);
+	rc = gn_exec_run(&s->backend, s->pool, plan, in, req->n_inputs, &res);
 	pthread_mutex_unlock(&s->exec_lock);
 	if (rc != 0)
 		goto reply_error;

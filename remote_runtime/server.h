@@ -24,6 +24,7 @@ struct gn_server_opts {
 	const char *name;    /* reported in HelloAck and telemetry */
 	uint32_t max_envelope;
 	uint64_t max_payload;
+	uint64_t memory_limit; /* device bytes the runtime may hold; 0: none */
 };
 
 void gn_server_opts_init(struct gn_server_opts *opts, size_t opts_size);

@@ -421,6 +421,43 @@ static void test_telemetry_counts(void **state)
 	gn_conn_close(&c);
 }
 
+/*
+ * A runtime with a 256 KiB memory limit refuses a plan that needs 1 MiB
+ * with a clear error and keeps serving small plans on the same session.
+ */
+static void test_memory_limit(void **state)
+{
+	static const char *const args[] = {"--memory-limit", "262144", NULL};
+	static float big[256 * 1024];
+	float small[4] = {-1, 2, -3, 4}, out[4];
+	int64_t bs[] = {256 * 1024}, ss[] = {4};
+	struct runtime_proc rp;
+	struct gn_session_opts o;
+	struct gn_session *s;
+
+	(void)state;
+	assert_int_equal(runtime_start(&rp, g_runtime_bin, args), 0);
+	gn_session_opts_init(&o, sizeof(o));
+	o.target = rp.url;
+	s = gn_session_create(&o);
+	assert_non_null(s);
+	assert_int_equal(gn_tensor_to_host(gn_relu(gn_tensor_from_host(
+						   s, GN_DTYPE_F32, 1, bs, big,
+						   GN_TENSOR_BORROW)),
+					   big, sizeof(big)),
+			 -ENOMEM);
+	if (strstr(gn_last_error(), "limit") == NULL)
+		fail_msg("error does not name the limit: %s", gn_last_error());
+	assert_int_equal(
+		gn_tensor_to_host(gn_relu(gn_tensor_from_host(s, GN_DTYPE_F32,
+							      1, ss, small, 0)),
+				  out, sizeof(out)),
+		0);
+	assert_true(out[0] == 0 && out[3] == 4);
+	gn_session_destroy(&s);
+	assert_int_equal(runtime_stop(&rp), 0);
+}
+
 static int start_runtime(void **state)
 {
 	(void)state;
@@ -445,6 +482,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bad_plans_get_errors),
 		cmocka_unit_test(test_bad_frames_close_only_that_connection),
 		cmocka_unit_test(test_telemetry_counts),
+		cmocka_unit_test(test_memory_limit),
 	};
 
 	if (argc != 2) {
