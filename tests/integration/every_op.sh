@@ -20,7 +20,7 @@ trap cleanup EXIT
 "$1" "$tmp/every_op.bin" local || exit 1
 [ $# -ge 2 ] || exit 0
 
-"$2" --listen tcp://127.0.0.1:0 --port-file "$tmp/port" --log '*=warning' &
+"$2" --listen tcp://127.0.0.1:0 --port-file "$tmp/port" --backend cpu --log '*=warning' &
 rt=$!
 for _ in $(seq 100); do
 	[ -s "$tmp/port" ] && break

@@ -36,6 +36,9 @@ int runtime_start(struct runtime_proc *rp, const char *binary,
 	argv[n++] = "tcp://127.0.0.1:0";
 	argv[n++] = "--port-file";
 	argv[n++] = port_file;
+	/* The CPU backend on every machine, so results and names match. */
+	argv[n++] = "--backend";
+	argv[n++] = "cpu";
 	for (int i = 0; extra_args && extra_args[i] && n < 30; i++)
 		argv[n++] = extra_args[i];
 	argv[n] = NULL;
