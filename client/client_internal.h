@@ -83,6 +83,12 @@ enum gn_target_kind {
 	GN_TARGET_REMOTE,
 };
 
+/*
+ * Plans remembered as sent on the connection; the runtime keeps as many
+ * per connection, so a remembered one is usually still there.
+ */
+#define GN_SESSION_PLANS 64
+
 struct gn_session {
 	struct gn_arena *arena;
 	enum gn_target_kind kind;
@@ -95,6 +101,8 @@ struct gn_session {
 	uint32_t passes;      /* enum gn_pass_mask run at materialize */
 	uint64_t fold_bytes;  /* constant folding result cap */
 	const char *dot_path; /* GENIE_DOT: dump graphs here */
+	uint64_t sent_plans[GN_SESSION_PLANS]; /* fingerprints, 0: empty */
+	uint32_t sent_next;
 	uint64_t next_request_id;
 	struct gn_session_stats stats;
 };

@@ -192,6 +192,24 @@ static int take_result(struct gn_tensor *t, const Genie__ExecResult *er,
 	return adopt_result(t, &m, msg->payload + ref->offset, ref->length);
 }
 
+/* Whether this connection sent the plan with `fp` recently. */
+static int plan_known(const struct gn_session *s, uint64_t fp)
+{
+	for (uint32_t i = 0; fp != 0 && i < GN_SESSION_PLANS; i++)
+		if (s->sent_plans[i] == fp)
+			return 1;
+	return 0;
+}
+
+/* Remember a plan sent whole; the oldest is forgotten first. */
+static void plan_remember(struct gn_session *s, uint64_t fp)
+{
+	if (fp == 0 || plan_known(s, fp))
+		return;
+	s->sent_plans[s->sent_next] = fp;
+	s->sent_next = (s->sent_next + 1) % GN_SESSION_PLANS;
+}
+
 static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 		      const struct gn_graph *g, Genie__Plan *pbplan)
 {
@@ -227,16 +245,33 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 		off += len;
 		k++;
 	}
-	req.plan = pbplan;
 	req.n_inputs = k;
 	req.inputs = refp;
-	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
-			    &req.base, iov, (int)k,
-			    GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
-			    &genie__exec_result__descriptor,
-			    (ProtobufCMessage **)&er, &msg);
+	/*
+	 * A structure this connection has sent before travels as its
+	 * fingerprint alone; if the runtime has let it go (ESTALE), send it
+	 * whole once more.
+	 */
+	for (int whole = !plan_known(s, pbplan->fingerprint);; whole = 1) {
+		req.plan = whole ? pbplan : NULL;
+		req.plan_fingerprint = whole ? 0 : pbplan->fingerprint;
+		rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
+				    &req.base, iov, (int)k,
+				    GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
+				    &genie__exec_result__descriptor,
+				    (ProtobufCMessage **)&er, &msg);
+		if (rc == -ESTALE && !whole) {
+			s->stats.plans_resent++;
+			continue;
+		}
+		break;
+	}
 	if (rc != 0)
 		return rc;
+	if (req.plan != NULL)
+		plan_remember(s, pbplan->fingerprint);
+	else
+		s->stats.plans_by_fingerprint++;
 	rc = take_result(t, er, &msg);
 	protobuf_c_message_free_unpacked(&er->base, NULL);
 	gn_msg_release(&msg);

@@ -52,4 +52,3 @@ int gn_plan_from_graph(const struct gn_graph *g, struct gn_arena *a,
 	plan->fingerprint = gn_graph_fingerprint(g);
 	return 0;
 }
-

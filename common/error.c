@@ -49,6 +49,9 @@ const char *gn_strerror(int rc)
 	case ENOENT: return "no such object (unknown name or handle)";
 	case EALREADY: return "already initialised";
 	case ENOSPC: return "no space left in the given buffer";
+	case ESTALE:
+		return "stale reference (the runtime no longer holds that "
+		       "plan)";
 	default: {
 		/* strerror() may return a per-call buffer for unknown codes;
 		 * the codes Genie returns are all known to libc. */

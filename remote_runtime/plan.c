@@ -198,6 +198,15 @@ fail:
 	return rc;
 }
 
+uint32_t gn_plan_count_inputs(const struct gn_plan *plan)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < plan->nnodes; i++)
+		n += plan->nodes[i].op == GN_OP_INPUT;
+	return n;
+}
+
 void gn_plan_free(struct gn_plan **plan)
 {
 	if (plan == NULL || *plan == NULL)

@@ -47,6 +47,9 @@ struct gn_plan {
  */
 int gn_plan_decode(const Genie__Plan *pb, struct gn_plan **out);
 
+/* Number of OP_INPUT nodes. */
+uint32_t gn_plan_count_inputs(const struct gn_plan *plan);
+
 /* Free a plan; sets *plan to NULL. NULL is a no-op. */
 void gn_plan_free(struct gn_plan **plan);
 

@@ -22,6 +22,7 @@
 #include "gn_error.h"
 #include "log.h"
 #include "plan.h"
+#include "plan_cache.h"
 #include "pool.h"
 #include "server.h"
 #include "transport.h"
@@ -37,7 +38,11 @@ struct conn_slot {
 	int used;
 	int done; /* the thread finished; join and reuse the slot */
 	uint32_t version;
+	struct gn_plan_cache *plans; /* this connection's decoded plans */
 };
+
+/* Plans kept per connection; the client remembers as many. */
+#define PLANS_PER_CONN 64
 
 struct gn_server {
 	struct gn_server_opts opts;
@@ -51,7 +56,7 @@ struct gn_server {
 	int stop_pipe[2];
 	uint64_t start_ns;
 	atomic_uint_fast64_t connections, plans, plan_errors, bytes_in,
-		bytes_out, exec_ns;
+		bytes_out, exec_ns, cache_hits, cache_misses;
 };
 
 void gn_server_opts_init(struct gn_server_opts *opts, size_t opts_size)
@@ -249,6 +254,62 @@ static int resolve_inputs(const Genie__ExecRequest *req, const uint8_t *payload,
 	return 0;
 }
 
+/*
+ * The plan a request names: decoded from the request and kept in the
+ * connection's cache, or found there by fingerprint, in which case the
+ * inputs bind to OP_INPUT nodes by position (their handles are rewritten
+ * to the plan's). The cache owns the plan either way.
+ */
+static int select_plan(struct conn_slot *cs, const Genie__ExecRequest *req,
+		       struct gn_exec_input *in, struct gn_plan **out)
+{
+	struct gn_server *s = cs->srv;
+	struct gn_plan *plan;
+	uint32_t k = 0;
+	int rc;
+
+	if (req->plan != NULL) {
+		rc = gn_plan_decode(req->plan, &plan);
+		if (rc != 0)
+			return rc;
+		if (req->plan->fingerprint != 0)
+			gn_plan_cache_insert(cs->plans, req->plan->fingerprint,
+					     plan);
+		else
+			gn_plan_cache_insert(cs->plans, 0, plan);
+		*out = plan;
+		return 0;
+	}
+	if (req->plan_fingerprint == 0)
+		return gn_error_set(-EINVAL, "exec: request carries neither a "
+					     "plan nor a plan fingerprint");
+	plan = gn_plan_cache_lookup(cs->plans, req->plan_fingerprint);
+	if (plan == NULL) {
+		atomic_fetch_add(&s->cache_misses, 1);
+		return gn_error_set(-ESTALE,
+				    "exec: plan %016llx is not cached on this "
+				    "connection; send it whole",
+				    (unsigned long long)req->plan_fingerprint);
+	}
+	atomic_fetch_add(&s->cache_hits, 1);
+	for (uint32_t i = 0; i < plan->nnodes; i++) {
+		if (plan->nodes[i].op != GN_OP_INPUT)
+			continue;
+		if (k == req->n_inputs)
+			break;
+		in[k++].handle = plan->nodes[i].handle;
+	}
+	if (k != req->n_inputs || k != gn_plan_count_inputs(plan))
+		return gn_error_set(
+			-EINVAL,
+			"exec: cached plan %016llx takes %u inputs, "
+			"request brings %zu",
+			(unsigned long long)req->plan_fingerprint,
+			gn_plan_count_inputs(plan), req->n_inputs);
+	*out = plan;
+	return 0;
+}
+
 static int handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 		       const struct gn_msg *msg)
 {
@@ -270,10 +331,6 @@ static int handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 	if (req == NULL)
 		return send_error(cs, env->request_id, gn_last_error_code(),
 				  gn_last_error());
-	if (req->plan == NULL) {
-		rc = gn_error_set(-EINVAL, "exec: request carries no plan");
-		goto reply_error;
-	}
 	in = calloc(req->n_inputs + 1, sizeof(*in));
 	if (in == NULL) {
 		rc = gn_error_set(-ENOMEM, "exec: no memory for %zu inputs",
@@ -283,7 +340,7 @@ static int handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 	rc = resolve_inputs(req, msg->payload, msg->payload_len, in);
 	if (rc != 0)
 		goto reply_error;
-	rc = gn_plan_decode(req->plan, &plan);
+	rc = select_plan(cs, req, in, &plan);
 	if (rc != 0)
 		goto reply_error;
 	pthread_mutex_lock(&s->exec_lock);
@@ -335,7 +392,6 @@ out:
 	free(metap);
 	free(metas);
 	gn_exec_result_fini(&res);
-	gn_plan_free(&plan);
 	free(in);
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	return rc;
@@ -355,6 +411,8 @@ static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
 	t.bytes_received_total = atomic_load(&s->bytes_in);
 	t.bytes_sent_total = atomic_load(&s->bytes_out);
 	t.exec_ns_total = atomic_load(&s->exec_ns);
+	t.plan_cache_hits_total = atomic_load(&s->cache_hits);
+	t.plan_cache_misses_total = atomic_load(&s->cache_misses);
 	return send_msg(cs, GENIE__MSG_TYPE__MSG_TYPE_TELEMETRY,
 			env->request_id, &t.base, NULL, 0);
 }
@@ -443,6 +501,7 @@ static void *conn_thread(void *arg)
 		GN_LOG(WARNING, runtime, "%s: closing connection: %s",
 		       cs->conn->peer, gn_last_error());
 	/* Close here, not at reap time, so the peer sees the close now. */
+	gn_plan_cache_destroy(&cs->plans);
 	pthread_mutex_lock(&s->conns_lock);
 	gn_conn_close(&cs->conn);
 	cs->done = 1;
@@ -494,9 +553,16 @@ static void accept_one(struct gn_server *s)
 	memset(cs, 0, sizeof(*cs));
 	cs->srv = s;
 	cs->conn = c;
+	cs->plans = gn_plan_cache_create(PLANS_PER_CONN);
+	if (cs->plans == NULL) {
+		GN_LOG(ERR, runtime, "%s: no memory for a plan cache", c->peer);
+		gn_conn_close(&cs->conn);
+		return;
+	}
 	cs->used = 1;
 	if (pthread_create(&cs->thread, NULL, conn_thread, cs) != 0) {
 		GN_LOG(ERR, runtime, "%s: cannot start a thread", c->peer);
+		gn_plan_cache_destroy(&cs->plans);
 		gn_conn_close(&cs->conn);
 		cs->used = 0;
 		return;

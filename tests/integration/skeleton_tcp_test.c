@@ -414,11 +414,69 @@ static void test_telemetry_counts(void **state)
 	assert_true(t->plans_executed_total >= 8);
 	assert_true(t->plan_errors_total >= 3);
 	assert_true(t->bytes_received_total > 0);
+	assert_true(t->plan_cache_hits_total >= 2);
+	assert_true(t->plan_cache_misses_total >= 1);
 	assert_string_equal(t->backend, "cpu");
 	protobuf_c_message_free_unpacked(&t->base, NULL);
 	protobuf_c_message_free_unpacked(&env->base, NULL);
 	gn_msg_release(&msg);
 	gn_conn_close(&c);
+}
+
+/*
+ * The same structure with other values travels as a fingerprint after the
+ * first time, and the results stay right; an unknown fingerprint gets
+ * ESTALE.
+ */
+static void test_plan_cache(void **state)
+{
+	struct gn_session *s = open_remote();
+	struct gn_session_stats st;
+	int64_t sh[] = {3};
+
+	(void)state;
+	for (int r = 0; r < 3; r++) {
+		float a[3] = {(float)r, -1, 2}, b[3] = {1, (float)r, -5}, y[3];
+		struct gn_tensor *t = gn_relu(gn_add(
+			gn_tensor_from_host(s, GN_DTYPE_F32, 1, sh, a, 0),
+			gn_tensor_from_host(s, GN_DTYPE_F32, 1, sh, b, 0)));
+
+		assert_int_equal(gn_tensor_to_host(t, y, sizeof(y)), 0);
+		for (int i = 0; i < 3; i++)
+			assert_true(y[i] ==
+				    (a[i] + b[i] > 0 ? a[i] + b[i] : 0));
+	}
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	assert_int_equal(st.plans_by_fingerprint, 2);
+	assert_int_equal(st.plans_resent, 0);
+	gn_session_destroy(&s);
+
+	/* A fingerprint this connection never sent. */
+	{
+		struct gn_conn *c = raw_connect();
+		Genie__ExecRequest req = GENIE__EXEC_REQUEST__INIT;
+		struct gn_msg msg;
+		Genie__Envelope *env;
+		uint8_t *buf;
+		size_t len;
+
+		req.plan_fingerprint = 0x1234567887654321ull;
+		assert_int_equal(
+			gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
+					 5, &req.base, &buf, &len),
+			0);
+		assert_int_equal(gn_conn_send(c, buf, len, NULL, 0, 5000), 0);
+		free(buf);
+		assert_int_equal(gn_conn_recv(c, &msg, 5000), 0);
+		env = (Genie__Envelope *)gn_pb_unpack(
+			&genie__envelope__descriptor, msg.env, msg.env_len,
+			1 << 20);
+		assert_non_null(env);
+		expect_error(env, -ESTALE, "not cached");
+		protobuf_c_message_free_unpacked(&env->base, NULL);
+		gn_msg_release(&msg);
+		gn_conn_close(&c);
+	}
 }
 
 /*
@@ -481,6 +539,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_chained_materialize),
 		cmocka_unit_test(test_bad_plans_get_errors),
 		cmocka_unit_test(test_bad_frames_close_only_that_connection),
+		cmocka_unit_test(test_plan_cache),
 		cmocka_unit_test(test_telemetry_counts),
 		cmocka_unit_test(test_memory_limit),
 	};

@@ -57,6 +57,10 @@ struct gn_session_stats {
 	uint64_t requests;
 	uint64_t last_latency_ns; /* last materialize, send to result */
 	uint64_t last_exec_ns;	  /* of which the backend spent executing */
+	/* Requests that named a plan the runtime had cached (no plan sent). */
+	uint64_t plans_by_fingerprint;
+	/* Of those, the runtime had dropped it and it was sent again. */
+	uint64_t plans_resent;
 };
 
 /* Copy the session's counters into `stats`. Returns 0 or -EINVAL. */
