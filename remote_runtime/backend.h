@@ -20,6 +20,9 @@ struct gn_backend;
 
 struct gn_backend_ops {
 	const char *name;
+	/* Buffers are plain host memory: kernels may read host bytes in place.
+	 */
+	int host_memory;
 	/*
 	 * Open the backend. -ENODEV when its device is absent (the runtime
 	 * then falls back to another backend); *ctx is the backend's state.

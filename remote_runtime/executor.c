@@ -1,7 +1,7 @@
 /*
- * Plan execution (see executor.h). Each node gets its own device buffer
- * for the duration of the run; liveness-based reuse comes with the memory
- * planner.
+ * Plan execution (see executor.h). Each computed node gets a buffer from
+ * the pool that goes back after the node's last reader; inputs are read in
+ * place when the backend can (host memory, or a registry tensor).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,9 +37,31 @@ static int node_error(int rc, uint32_t i, const struct gn_plan_node *n)
 			    detail);
 }
 
-static int upload_input(struct gn_backend *b, uint32_t i,
-			const struct gn_plan_node *n, void *dev,
-			const struct gn_exec_input *in, size_t nin)
+static void *buf_alloc(struct gn_backend *b, struct gn_pool *pool,
+		       uint64_t bytes)
+{
+	/* One spare byte keeps empty tensors distinct and non-NULL. */
+	if (pool != NULL)
+		return gn_pool_alloc(pool, bytes ? bytes : 1);
+	return b->ops->alloc(b->ctx, bytes ? bytes : 1);
+}
+
+static void buf_free(struct gn_backend *b, struct gn_pool *pool, void *p)
+{
+	if (pool != NULL)
+		gn_pool_free(pool, p);
+	else
+		b->ops->free(b->ctx, p);
+}
+
+/*
+ * Bind input node i: bytes already on the device (a registry tensor), or
+ * host bytes the backend can read in place, are used as they are (*owned
+ * = 0); anything else is uploaded into a fresh buffer (*owned = 1).
+ */
+static int bind_input(struct gn_backend *b, struct gn_pool *pool, uint32_t i,
+		      const struct gn_plan_node *n, void **dev, int *owned,
+		      const struct gn_exec_input *in, size_t nin)
 {
 	const struct gn_exec_input *src = find_input(in, nin, n->handle);
 	char hex[2 * GN_HANDLE_SIZE + 1], ms[96];
@@ -60,26 +82,25 @@ static int upload_input(struct gn_backend *b, uint32_t i,
 			i, (unsigned long long)src->len,
 			gn_meta_format(&n->meta, ms, sizeof(ms)),
 			(unsigned long long)need);
+	if (src->dev != NULL ||
+	    (b->ops->host_memory && src->data != NULL && need > 0 &&
+	     (uintptr_t)src->data % gn_dtype_size(n->meta.dtype) == 0)) {
+		*dev = (void *)(src->dev != NULL ? src->dev : src->data);
+		*owned = 0;
+		return 0;
+	}
+	*dev = buf_alloc(b, pool, need);
+	if (*dev == NULL)
+		return gn_error_set(-ENOMEM,
+				    "plan node %u (input): cannot allocate "
+				    "%llu bytes for %s on %s",
+				    i, (unsigned long long)need,
+				    gn_meta_format(&n->meta, ms, sizeof(ms)),
+				    b->ops->name);
+	*owned = 1;
 	if (need == 0)
 		return 0;
-	return b->ops->upload(b->ctx, dev, src->data, need);
-}
-
-static void *buf_alloc(struct gn_backend *b, struct gn_pool *pool,
-		       uint64_t bytes)
-{
-	/* One spare byte keeps empty tensors distinct and non-NULL. */
-	if (pool != NULL)
-		return gn_pool_alloc(pool, bytes ? bytes : 1);
-	return b->ops->alloc(b->ctx, bytes ? bytes : 1);
-}
-
-static void buf_free(struct gn_backend *b, struct gn_pool *pool, void *p)
-{
-	if (pool != NULL)
-		gn_pool_free(pool, p);
-	else
-		b->ops->free(b->ctx, p);
+	return b->ops->upload(b->ctx, *dev, src->data, need);
 }
 
 /*
@@ -108,16 +129,18 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 {
 	uint64_t t0 = gn_clock_ns(), live = 0;
 	uint32_t *last = NULL;
+	uint8_t *owned;
 	void **bufs;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
 	bufs = calloc(plan->nnodes, sizeof(*bufs));
+	owned = calloc(plan->nnodes, 1);
 	last = last_uses(plan);
 	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
 	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
-	if (bufs == NULL || last == NULL || res->metas == NULL ||
-	    res->offsets == NULL) {
+	if (bufs == NULL || owned == NULL || last == NULL ||
+	    res->metas == NULL || res->offsets == NULL) {
 		rc = gn_error_set(-ENOMEM,
 				  "executor: no memory for a plan of "
 				  "%u nodes",
@@ -132,6 +155,15 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		uint64_t bytes = gn_meta_nbytes(&n->meta);
 		char ms[96];
 
+		if (n->op == GN_OP_INPUT) {
+			int own = 0;
+
+			rc = bind_input(b, pool, i, n, &bufs[i], &own, in, nin);
+			owned[i] = (uint8_t)own;
+			if (rc != 0)
+				goto out;
+			continue;
+		}
 		bufs[i] = buf_alloc(b, pool, bytes);
 		if (bufs[i] == NULL) {
 			char why[400];
@@ -146,12 +178,7 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 				b->ops->name, why);
 			goto out;
 		}
-		if (n->op == GN_OP_INPUT) {
-			rc = upload_input(b, i, n, bufs[i], in, nin);
-			if (rc != 0)
-				goto out;
-			continue;
-		}
+		owned[i] = 1;
 		/* Intermediates: what liveness-based reuse keeps small. */
 		live += bytes;
 		res->sum_intermediate_bytes += bytes;
@@ -175,7 +202,8 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 				continue;
 			if (plan->nodes[p].op != GN_OP_INPUT)
 				live -= gn_meta_nbytes(&plan->nodes[p].meta);
-			buf_free(b, pool, bufs[p]);
+			if (owned[p])
+				buf_free(b, pool, bufs[p]);
 			bufs[p] = NULL;
 		}
 	}
@@ -208,9 +236,10 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 out:
 	if (bufs != NULL)
 		for (uint32_t i = 0; i < plan->nnodes; i++)
-			if (bufs[i] != NULL)
+			if (bufs[i] != NULL && owned[i])
 				buf_free(b, pool, bufs[i]);
 	free(bufs);
+	free(owned);
 	free(last);
 	if (rc != 0)
 		gn_exec_result_fini(res);

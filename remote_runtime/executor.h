@@ -17,10 +17,16 @@
 #include "plan.h"
 #include "pool.h"
 
-/* The bytes that feed one OP_INPUT handle. Borrowed for the call. */
+/*
+ * The bytes that feed one OP_INPUT handle. Borrowed for the call: `data`
+ * is host memory (uploaded, or read in place by a host-memory backend);
+ * `dev`, when not NULL, is a device buffer already holding the value (a
+ * registry tensor), used in place. Kernels never write their inputs.
+ */
 struct gn_exec_input {
 	const uint8_t *handle; /* GN_HANDLE_SIZE bytes */
 	const void *data;
+	const void *dev;
 	uint64_t len;
 };
 

@@ -94,6 +94,7 @@ static int cpu_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 
 static const struct gn_backend_ops cpu_backend_ops = {
 	.name = "cpu",
+	.host_memory = 1,
 	.init = cpu_init,
 	.fini = cpu_fini,
 	.describe = cpu_describe,

@@ -104,8 +104,10 @@ static void test_resnet_chain_reuses_buffers(void **state)
 	pl.outputs = &out;
 	if (gn_plan_decode(&pl, &plan) != 0)
 		fail_msg("decode: %s", gn_last_error());
-	in[0] = (struct gn_exec_input){p.handles[0], xbuf, sizeof(xbuf)};
-	in[1] = (struct gn_exec_input){p.handles[1], wbuf, sizeof(wbuf)};
+	in[0] = (struct gn_exec_input){
+		.handle = p.handles[0], .data = xbuf, .len = sizeof(xbuf)};
+	in[1] = (struct gn_exec_input){
+		.handle = p.handles[1], .data = wbuf, .len = sizeof(wbuf)};
 	assert_int_equal(gn_backend_open("cpu", &cpu), 0);
 	pool = gn_pool_create(&cpu, NULL);
 	assert_int_equal(gn_exec_run(&cpu, pool, plan, in, 2, &r1), 0);
