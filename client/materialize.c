@@ -148,6 +148,7 @@ static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 			continue;
 		in[k].handle = l->handle;
 		in[k].data = l->data;
+		in[k].stable = 1;
 		in[k++].len = gn_meta_nbytes(&l->meta);
 	}
 	/* The same validation a runtime applies, then the same executor. */

@@ -18,6 +18,47 @@
 
 struct gn_backend;
 
+/*
+ * Fusion. The executor finds chains where a compute node (conv2d, linear,
+ * matmul) feeds, through values nobody else reads, a few cheap nodes
+ * (batchnorm, add, an activation) and asks the backend whether it can take
+ * each next step; an accepted chain runs as one call whose only buffer is
+ * the last step's output. A step's operands other than the chain value are
+ * `extra` (for batchnorm: mean, var, gamma, beta; for a binary op: the
+ * other operand, on the side `chain_pos` says the chain value is not).
+ */
+#define GN_FUSE_MAX_STEPS 4
+#define GN_FUSE_MAX_EXTRA 4
+
+struct gn_fused_step {
+	enum gn_op op;
+	const struct gn_op_attrs *attrs;
+	int chain_pos; /* operand index of the chain value in this op */
+	int nextra;
+	uint32_t extra_stable_mask; /* as gn_fused_call.stable_mask */
+	const struct gn_tensor_meta *extra_meta[GN_FUSE_MAX_EXTRA];
+	const void *extra[GN_FUSE_MAX_EXTRA];
+	const struct gn_tensor_meta *out_meta;
+};
+
+struct gn_fused_call {
+	enum gn_op op; /* the head node */
+	const struct gn_op_attrs *attrs;
+	const struct gn_tensor_meta *const *in_meta;
+	const void *const *in;
+	int nin;
+	/*
+	 * Bit k: head operand k keeps the same bytes at the same address
+	 * until the backend's forget() is called for it (registry tensors,
+	 * a local session's tensors), so derived forms of it may be cached.
+	 */
+	uint32_t stable_mask;
+	int nsteps;
+	struct gn_fused_step steps[GN_FUSE_MAX_STEPS];
+	const struct gn_tensor_meta *out_meta; /* of the last step */
+	void *out;
+};
+
 struct gn_backend_ops {
 	const char *name;
 	/* Buffers are plain host memory: kernels may read host bytes in place.
@@ -54,6 +95,21 @@ struct gn_backend_ops {
 
 	/* Wait until all work queued on the device is done. */
 	int (*sync)(void *ctx);
+
+	/*
+	 * Optional fusion (see struct gn_fused_call). fusable() answers
+	 * whether `step` may follow the steps already in `c` (c->nsteps of
+	 * them, c->out/out_meta not yet set); run_fused() runs the chain.
+	 * Either may be NULL: every node then runs alone.
+	 */
+	int (*fusable)(void *ctx, const struct gn_fused_call *c,
+		       const struct gn_fused_step *step);
+	int (*run_fused)(void *ctx, const struct gn_fused_call *c);
+	/*
+	 * Optional: the buffer at `ptr` is about to be freed or rewritten;
+	 * drop anything cached from its bytes.
+	 */
+	void (*forget)(void *ctx, const void *ptr);
 };
 
 /* Register a backend; called by GN_BACKEND_REGISTER at load time. */

@@ -61,7 +61,7 @@ static void buf_free(struct gn_backend *b, struct gn_pool *pool, void *p)
  */
 static int bind_input(struct gn_backend *b, struct gn_pool *pool, uint32_t i,
 		      const struct gn_plan_node *n, void **dev, int *owned,
-		      const struct gn_exec_input *in, size_t nin)
+		      int *stable, const struct gn_exec_input *in, size_t nin)
 {
 	const struct gn_exec_input *src = find_input(in, nin, n->handle);
 	char hex[2 * GN_HANDLE_SIZE + 1], ms[96];
@@ -87,6 +87,7 @@ static int bind_input(struct gn_backend *b, struct gn_pool *pool, uint32_t i,
 	     (uintptr_t)src->data % gn_dtype_size(n->meta.dtype) == 0)) {
 		*dev = (void *)(src->dev != NULL ? src->dev : src->data);
 		*owned = 0;
+		*stable = src->dev != NULL || src->stable;
 		return 0;
 	}
 	*dev = buf_alloc(b, pool, need);
@@ -103,24 +104,146 @@ static int bind_input(struct gn_backend *b, struct gn_pool *pool, uint32_t i,
 	return b->ops->upload(b->ctx, *dev, src->data, need);
 }
 
-/*
- * Index of the last node that reads each node; UINT32_MAX for outputs,
- * which must outlive the run. A node nobody reads dies where it is made.
- */
-static uint32_t *last_uses(const struct gn_plan *plan)
-{
-	uint32_t *last = malloc(sizeof(*last) * plan->nnodes);
+/* Per-run bookkeeping, one entry per plan node. */
+struct exec_state {
+	void **bufs;
+	uint8_t *owned;	   /* bufs[i] came from the pool */
+	uint8_t *stable;   /* input bytes fixed until forget() */
+	uint8_t *done;	   /* computed inside an earlier fused chain */
+	uint32_t *last;	   /* last reader; UINT32_MAX for outputs */
+	uint32_t *readers; /* operand slots that name the node */
+	uint32_t *reader;  /* the last node naming it */
+};
 
-	if (last == NULL)
-		return NULL;
-	for (uint32_t i = 0; i < plan->nnodes; i++) {
-		last[i] = i;
-		for (uint32_t k = 0; k < plan->nodes[i].nin; k++)
-			last[plan->nodes[i].in[k]] = i;
+static int state_init(struct exec_state *st, const struct gn_plan *plan)
+{
+	uint32_t n = plan->nnodes;
+
+	st->bufs = calloc(n, sizeof(*st->bufs));
+	st->owned = calloc(n, 3);
+	st->last = calloc(n, 3 * sizeof(uint32_t));
+	if (st->bufs == NULL || st->owned == NULL || st->last == NULL)
+		return -ENOMEM;
+	st->stable = st->owned + n;
+	st->done = st->owned + 2 * n;
+	st->readers = st->last + n;
+	st->reader = st->last + 2 * n;
+	/* A node nobody reads dies where it is made. */
+	for (uint32_t i = 0; i < n; i++) {
+		st->last[i] = i;
+		for (uint32_t k = 0; k < plan->nodes[i].nin; k++) {
+			uint32_t p = plan->nodes[i].in[k];
+
+			st->last[p] = i;
+			st->reader[p] = i;
+			st->readers[p]++;
+		}
 	}
 	for (uint32_t k = 0; k < plan->noutputs; k++)
-		last[plan->outputs[k]] = UINT32_MAX;
-	return last;
+		st->last[plan->outputs[k]] = UINT32_MAX;
+	return 0;
+}
+
+static void state_fini(struct exec_state *st, struct gn_backend *b,
+		       struct gn_pool *pool, uint32_t n)
+{
+	if (st->bufs != NULL && st->owned != NULL)
+		for (uint32_t i = 0; i < n; i++)
+			if (st->bufs[i] != NULL && st->owned[i])
+				buf_free(b, pool, st->bufs[i]);
+	free(st->bufs);
+	free(st->owned);
+	free(st->last);
+}
+
+/*
+ * Grow a fused chain from compute node `head`: while the chain's value is
+ * read by exactly one operand slot of one node, is not a plan output, and
+ * that node's other operands are already computed, offer it to the
+ * backend. Returns the plan index of the chain's last node (head when
+ * nothing fused) and fills c's head fields and steps.
+ */
+static uint32_t grow_chain(struct gn_backend *b, const struct gn_plan *plan,
+			   const struct exec_state *st, uint32_t head,
+			   struct gn_fused_call *c, const void **ib,
+			   const struct gn_tensor_meta **im)
+{
+	const struct gn_plan_node *n = &plan->nodes[head];
+	uint32_t cur = head;
+
+	c->op = n->op;
+	c->attrs = &n->attrs;
+	c->nin = (int)n->nin;
+	c->stable_mask = 0;
+	c->nsteps = 0;
+	for (uint32_t k = 0; k < n->nin; k++) {
+		im[k] = &plan->nodes[n->in[k]].meta;
+		ib[k] = st->bufs[n->in[k]];
+		if (k < 32 && st->stable[n->in[k]])
+			c->stable_mask |= 1u << k;
+	}
+	c->in_meta = im;
+	c->in = ib;
+	if (b->ops->fusable == NULL || b->ops->run_fused == NULL)
+		return head;
+	while (c->nsteps < GN_FUSE_MAX_STEPS && st->readers[cur] == 1 &&
+	       st->last[cur] != UINT32_MAX) {
+		uint32_t r = st->reader[cur];
+		const struct gn_plan_node *rn = &plan->nodes[r];
+		struct gn_fused_step *s = &c->steps[c->nsteps];
+		int ok = 1;
+
+		if (rn->nin > GN_FUSE_MAX_EXTRA + 1)
+			break;
+		s->op = rn->op;
+		s->attrs = &rn->attrs;
+		s->out_meta = &rn->meta;
+		s->nextra = 0;
+		s->extra_stable_mask = 0;
+		s->chain_pos = -1;
+		for (uint32_t k = 0; k < rn->nin; k++) {
+			uint32_t p = rn->in[k];
+
+			if (p == cur) {
+				s->chain_pos = (int)k;
+				continue;
+			}
+			/* The operand must exist before the head runs. */
+			if (p >= head || st->bufs[p] == NULL) {
+				ok = 0;
+				break;
+			}
+			if (st->stable[p])
+				s->extra_stable_mask |= 1u << s->nextra;
+			s->extra_meta[s->nextra] = &plan->nodes[p].meta;
+			s->extra[s->nextra++] = st->bufs[p];
+		}
+		if (!ok || !b->ops->fusable(b->ctx, c, s))
+			break;
+		c->nsteps++;
+		cur = r;
+	}
+	return cur;
+}
+
+/* Return to the pool every operand of node j read for the last time. */
+static void release_operands(struct gn_backend *b, struct gn_pool *pool,
+			     const struct gn_plan *plan, struct exec_state *st,
+			     uint32_t j, uint64_t *live)
+{
+	const struct gn_plan_node *n = &plan->nodes[j];
+
+	for (uint32_t k = 0; k <= n->nin; k++) {
+		uint32_t p = k < n->nin ? n->in[k] : j;
+
+		if (st->last[p] != j || st->bufs[p] == NULL)
+			continue;
+		if (plan->nodes[p].op != GN_OP_INPUT)
+			*live -= gn_meta_nbytes(&plan->nodes[p].meta);
+		if (st->owned[p])
+			buf_free(b, pool, st->bufs[p]);
+		st->bufs[p] = NULL;
+	}
 }
 
 int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
@@ -128,19 +251,14 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		size_t nin, struct gn_exec_result *res)
 {
 	uint64_t t0 = gn_clock_ns(), live = 0;
-	uint32_t *last = NULL;
-	uint8_t *owned;
-	void **bufs;
+	struct exec_state st = {0};
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
-	bufs = calloc(plan->nnodes, sizeof(*bufs));
-	owned = calloc(plan->nnodes, 1);
-	last = last_uses(plan);
 	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
 	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
-	if (bufs == NULL || owned == NULL || last == NULL ||
-	    res->metas == NULL || res->offsets == NULL) {
+	if (state_init(&st, plan) != 0 || res->metas == NULL ||
+	    res->offsets == NULL) {
 		rc = gn_error_set(-ENOMEM,
 				  "executor: no memory for a plan of "
 				  "%u nodes",
@@ -152,59 +270,66 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		const struct gn_plan_node *n = &plan->nodes[i];
 		const struct gn_tensor_meta *im[GN_OP_MAX_INPUTS];
 		const void *ib[GN_OP_MAX_INPUTS];
-		uint64_t bytes = gn_meta_nbytes(&n->meta);
+		struct gn_fused_call c;
+		uint32_t end;
+		uint64_t bytes;
 		char ms[96];
 
+		if (st.done[i])
+			continue;
 		if (n->op == GN_OP_INPUT) {
-			int own = 0;
+			int own = 0, stable = 0;
 
-			rc = bind_input(b, pool, i, n, &bufs[i], &own, in, nin);
-			owned[i] = (uint8_t)own;
+			rc = bind_input(b, pool, i, n, &st.bufs[i], &own,
+					&stable, in, nin);
+			st.owned[i] = (uint8_t)own;
+			st.stable[i] = (uint8_t)stable;
 			if (rc != 0)
 				goto out;
 			continue;
 		}
-		bufs[i] = buf_alloc(b, pool, bytes);
-		if (bufs[i] == NULL) {
+		end = grow_chain(b, plan, &st, i, &c, ib, im);
+		bytes = gn_meta_nbytes(&plan->nodes[end].meta);
+		st.bufs[end] = buf_alloc(b, pool, bytes);
+		if (st.bufs[end] == NULL) {
 			char why[400];
 
 			snprintf(why, sizeof(why), "%s", gn_last_error());
-			rc = gn_error_set(
-				-ENOMEM,
-				"plan node %u (%s): cannot allocate "
-				"%llu bytes for %s on %s: %s",
-				i, gn_op_name(n->op), (unsigned long long)bytes,
-				gn_meta_format(&n->meta, ms, sizeof(ms)),
-				b->ops->name, why);
+			rc = gn_error_set(-ENOMEM,
+					  "plan node %u (%s): cannot allocate "
+					  "%llu bytes for %s on %s: %s",
+					  end, gn_op_name(plan->nodes[end].op),
+					  (unsigned long long)bytes,
+					  gn_meta_format(&plan->nodes[end].meta,
+							 ms, sizeof(ms)),
+					  b->ops->name, why);
 			goto out;
 		}
-		owned[i] = 1;
+		st.owned[end] = 1;
 		/* Intermediates: what liveness-based reuse keeps small. */
 		live += bytes;
 		res->sum_intermediate_bytes += bytes;
 		if (live > res->peak_intermediate_bytes)
 			res->peak_intermediate_bytes = live;
-		for (uint32_t k = 0; k < n->nin; k++) {
-			im[k] = &plan->nodes[n->in[k]].meta;
-			ib[k] = bufs[n->in[k]];
+		if (c.nsteps > 0) {
+			c.out_meta = &plan->nodes[end].meta;
+			c.out = st.bufs[end];
+			rc = b->ops->run_fused(b->ctx, &c);
+		} else {
+			rc = b->ops->run(b->ctx, n->op, &n->attrs, im, ib,
+					 (int)n->nin, &n->meta, st.bufs[i]);
 		}
-		rc = b->ops->run(b->ctx, n->op, &n->attrs, im, ib, (int)n->nin,
-				 &n->meta, bufs[i]);
 		if (rc != 0) {
 			rc = node_error(rc, i, n);
 			goto out;
 		}
+		res->fused_nodes += (uint32_t)c.nsteps;
 		/* Operands read for the last time go back for reuse. */
-		for (uint32_t k = 0; k <= n->nin; k++) {
-			uint32_t p = k < n->nin ? n->in[k] : i;
-
-			if (last[p] != i || bufs[p] == NULL)
-				continue;
-			if (plan->nodes[p].op != GN_OP_INPUT)
-				live -= gn_meta_nbytes(&plan->nodes[p].meta);
-			if (owned[p])
-				buf_free(b, pool, bufs[p]);
-			bufs[p] = NULL;
+		for (uint32_t j = i;; j = st.reader[j]) {
+			st.done[j] = 1;
+			release_operands(b, pool, plan, &st, j, &live);
+			if (j == end)
+				break;
 		}
 	}
 
@@ -228,19 +353,13 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		if (len)
 			rc = b->ops->download(b->ctx,
 					      res->payload + res->offsets[k],
-					      bufs[plan->outputs[k]], len);
+					      st.bufs[plan->outputs[k]], len);
 	}
 	res->noutputs = plan->noutputs;
 	res->exec_ns = gn_clock_ns() - t0;
 
 out:
-	if (bufs != NULL)
-		for (uint32_t i = 0; i < plan->nnodes; i++)
-			if (bufs[i] != NULL && owned[i])
-				buf_free(b, pool, bufs[i]);
-	free(bufs);
-	free(owned);
-	free(last);
+	state_fini(&st, b, pool, plan->nnodes);
 	if (rc != 0)
 		gn_exec_result_fini(res);
 	return rc;

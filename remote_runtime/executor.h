@@ -22,12 +22,16 @@
  * is host memory (uploaded, or read in place by a host-memory backend);
  * `dev`, when not NULL, is a device buffer already holding the value (a
  * registry tensor), used in place. Kernels never write their inputs.
+ * `stable` says `data` keeps its bytes at its address until the backend's
+ * forget() (a local session's tensors), so the backend may cache forms
+ * derived from it; `dev` inputs are always stable.
  */
 struct gn_exec_input {
 	const uint8_t *handle; /* GN_HANDLE_SIZE bytes */
 	const void *data;
 	const void *dev;
 	uint64_t len;
+	int stable;
 };
 
 /* What a run produced. Owned by the caller; free with gn_exec_result_fini. */
@@ -44,6 +48,8 @@ struct gn_exec_result {
 	 */
 	uint64_t peak_intermediate_bytes;
 	uint64_t sum_intermediate_bytes;
+	/* Nodes that ran inside another node's fused kernel. */
+	uint32_t fused_nodes;
 };
 
 /*

@@ -1,32 +1,96 @@
 /*
- * The CPU backend: plain C kernels for every op in the table (cpu_*.c),
- * host memory as device memory. The oneDNN kernels will take over the
- * heavy ops; these stay as the reference every other backend is checked
- * against.
+ * The CPU backend: host memory as device memory; oneDNN (cpu_dnnl.c) for
+ * the heavy f32 ops and fused chains, plain C kernels for every op in the
+ * table (cpu_*.c), which also take whatever oneDNN declines and are the
+ * reference every other backend is checked against.
+ *
+ * GENIE_CPU_THREADS sets the kernel thread count (default: online CPUs);
+ * GENIE_CPU_DNNL=0 turns oneDNN off (plain C only).
  */
 #include <errno.h>
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "cpu_internal.h"
 #include "gn_error.h"
 
+struct cpu_ctx {
+	struct gn_cpu_dnnl *dnnl; /* NULL: plain C only */
+	int threads;
+	char what[96];
+};
+
+static int env_int(const char *name, int dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (v == NULL || *v == '\0')
+		return dflt;
+	n = strtol(v, &end, 10);
+	if (*end != '\0' || n < 0 || n > 4096)
+		return -1;
+	return (int)n;
+}
+
 static int cpu_init(void **ctx)
 {
-	*ctx = NULL;
+	struct cpu_ctx *c = calloc(1, sizeof(*c));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int use_dnnl = env_int("GENIE_CPU_DNNL", 1);
+
+	if (c == NULL)
+		return gn_error_set(-ENOMEM, "cpu: out of memory");
+	c->threads = env_int("GENIE_CPU_THREADS", 0);
+	if (c->threads < 0 || use_dnnl < 0) {
+		free(c);
+		return gn_error_set(-EINVAL,
+				    "cpu: GENIE_CPU_THREADS and GENIE_CPU_DNNL "
+				    "take a number (0..4096), saw '%s' and "
+				    "'%s'",
+				    getenv("GENIE_CPU_THREADS")
+					    ? getenv("GENIE_CPU_THREADS")
+					    : "",
+				    getenv("GENIE_CPU_DNNL")
+					    ? getenv("GENIE_CPU_DNNL")
+					    : "");
+	}
+	if (c->threads == 0)
+		c->threads = ncpu > 0 ? (int)ncpu : 1;
+	/* OpenMP's pool is per process: the last backend opened sets it. */
+	omp_set_num_threads(c->threads);
+	if (use_dnnl) {
+		c->dnnl = gn_cpu_dnnl_create();
+		if (c->dnnl == NULL) {
+			free(c);
+			return gn_error_set(-ENOMEM, "cpu: cannot open oneDNN");
+		}
+	}
+	snprintf(c->what, sizeof(c->what), "host memory, %s, %d threads",
+		 c->dnnl ? "oneDNN + C kernels" : "plain C kernels",
+		 c->threads);
+	*ctx = c;
 	return 0;
 }
 
 static void cpu_fini(void *ctx)
 {
-	(void)ctx;
+	struct cpu_ctx *c = ctx;
+
+	if (c == NULL)
+		return;
+	gn_cpu_dnnl_destroy(c->dnnl);
+	free(c);
 }
 
 static const char *cpu_describe(void *ctx)
 {
-	(void)ctx;
-	return "host memory, plain C kernels";
+	return ((struct cpu_ctx *)ctx)->what;
 }
 
 static void *cpu_alloc(void *ctx, size_t size)
@@ -65,10 +129,14 @@ static int cpu_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 		   const struct gn_tensor_meta *om, void *out)
 {
 	const struct cpu_call c = {op, attrs, im, in, nin, om, out};
+	struct cpu_ctx *cc = ctx;
+	int rc;
 
-	(void)ctx;
 	if (gn_meta_numel(om) == 0)
 		return 0; /* nothing to write */
+	rc = gn_cpu_dnnl_run(cc->dnnl, &c, 0);
+	if (rc != GN_CPU_DNNL_DECLINE)
+		return rc;
 	switch (gn_op_kind(op)) {
 	case GN_OP_KIND_UNARY:
 	case GN_OP_KIND_BINARY: return gn_cpu_elementwise(&c);
@@ -92,6 +160,38 @@ static int cpu_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 	}
 }
 
+static int cpu_fusable(void *ctx, const struct gn_fused_call *c,
+		       const struct gn_fused_step *s)
+{
+	return ((struct cpu_ctx *)ctx)->dnnl != NULL &&
+	       gn_cpu_dnnl_fusable(c, s);
+}
+
+/* fusable() only accepts chains oneDNN takes whole (see cpu_dnnl.c). */
+static int cpu_run_fused(void *ctx, const struct gn_fused_call *c)
+{
+	struct cpu_ctx *cc = ctx;
+	int rc;
+
+	if (gn_meta_numel(c->out_meta) == 0)
+		return 0;
+	rc = gn_cpu_dnnl_run_fused(cc->dnnl, c);
+	if (rc == GN_CPU_DNNL_DECLINE)
+		return gn_error_set(-EOPNOTSUPP,
+				    "cpu: oneDNN declined a fused %s chain "
+				    "it had accepted",
+				    gn_op_name(c->op));
+	return rc;
+}
+
+static void cpu_forget(void *ctx, const void *ptr)
+{
+	struct cpu_ctx *cc = ctx;
+
+	if (cc->dnnl != NULL)
+		gn_cpu_dnnl_forget(cc->dnnl, ptr);
+}
+
 static const struct gn_backend_ops cpu_backend_ops = {
 	.name = "cpu",
 	.host_memory = 1,
@@ -104,6 +204,9 @@ static const struct gn_backend_ops cpu_backend_ops = {
 	.download = cpu_copy,
 	.run = cpu_run,
 	.sync = cpu_sync,
+	.fusable = cpu_fusable,
+	.run_fused = cpu_run_fused,
+	.forget = cpu_forget,
 };
 
 GN_BACKEND_REGISTER(cpu_backend_ops)

@@ -46,6 +46,22 @@ int gn_cpu_linalg(const struct cpu_call *c);
 int gn_cpu_nn(const struct cpu_call *c);
 int gn_cpu_reduce_index(const struct cpu_call *c);
 
+/*
+ * oneDNN kernels (cpu_dnnl.c): one context per backend instance. The run
+ * functions return GN_CPU_DNNL_DECLINE for cases oneDNN does not take
+ * (other dtypes, shapes, attributes); the plain C kernel runs those.
+ */
+#define GN_CPU_DNNL_DECLINE 1
+struct gn_cpu_dnnl;
+struct gn_cpu_dnnl *gn_cpu_dnnl_create(void);
+void gn_cpu_dnnl_destroy(struct gn_cpu_dnnl *d);
+int gn_cpu_dnnl_run(struct gn_cpu_dnnl *d, const struct cpu_call *c,
+		    uint32_t stable_mask);
+int gn_cpu_dnnl_fusable(const struct gn_fused_call *c,
+			const struct gn_fused_step *s);
+int gn_cpu_dnnl_run_fused(struct gn_cpu_dnnl *d, const struct gn_fused_call *c);
+void gn_cpu_dnnl_forget(struct gn_cpu_dnnl *d, const void *ptr);
+
 /* Error for a dtype the kernel does not handle. */
 int gn_cpu_unsupported(const struct cpu_call *c, enum gn_dtype dt);
 

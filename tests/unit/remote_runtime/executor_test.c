@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -112,13 +114,43 @@ static void test_resnet_chain_reuses_buffers(void **state)
 	pool = gn_pool_create(&cpu, NULL);
 	assert_int_equal(gn_exec_run(&cpu, pool, plan, in, 2, &r1), 0);
 	assert_int_equal(gn_exec_run(&cpu, NULL, plan, in, 2, &r2), 0);
-	/* 20 computed tensors of 8 KiB; at most 3 alive at once. */
-	assert_int_equal(r1.sum_intermediate_bytes, 20 * 8192);
+	/*
+	 * 20 computed tensors of 8 KiB; oneDNN fuses conv+relu and
+	 * conv+add+relu, leaving 8 buffers; at most 3 alive at once.
+	 */
+	assert_int_equal(r1.fused_nodes, 12);
+	assert_int_equal(r1.sum_intermediate_bytes, (20 - 12) * 8192);
 	assert_true(r1.peak_intermediate_bytes <= 3 * 8192);
 	assert_true(r1.peak_intermediate_bytes < r1.sum_intermediate_bytes);
 	memcpy(out1, r1.payload, sizeof(out1));
 	memcpy(out2, r2.payload, sizeof(out2));
 	assert_memory_equal(out1, out2, sizeof(out1));
+	{
+		/* The fused oneDNN chain agrees with the plain C kernels. */
+		struct gn_backend plain;
+		struct gn_exec_result r3;
+		const float *ref;
+		double worst = 0;
+
+		setenv("GENIE_CPU_DNNL", "0", 1);
+		assert_int_equal(gn_backend_open("cpu", &plain), 0);
+		unsetenv("GENIE_CPU_DNNL");
+		assert_int_equal(gn_exec_run(&plain, NULL, plan, in, 2, &r3),
+				 0);
+		assert_int_equal(r3.fused_nodes, 0);
+		assert_int_equal(r3.sum_intermediate_bytes, 20 * 8192);
+		ref = (const float *)r3.payload;
+		for (size_t i = 0; i < sizeof(out1) / 4; i++) {
+			double e = fabs(out1[i] - ref[i]) /
+				   (fabs(ref[i]) > 1 ? fabs(ref[i]) : 1);
+
+			worst = e > worst ? e : worst;
+		}
+		if (worst > 1e-5)
+			fail_msg("fused vs plain: relative error %g", worst);
+		gn_exec_result_fini(&r3);
+		gn_backend_close(&plain);
+	}
 	gn_exec_result_fini(&r1);
 	gn_exec_result_fini(&r2);
 	{
