@@ -11,6 +11,9 @@
 #include "clock.h"
 #include "executor.h"
 #include "gn_error.h"
+#include "log.h"
+
+GN_LOG_REGISTER(exec)
 
 static const struct gn_exec_input *find_input(const struct gn_exec_input *in,
 					      size_t nin, const uint8_t *handle)
@@ -209,7 +212,8 @@ static uint32_t grow_chain(struct gn_backend *b, const struct gn_plan *plan,
 				continue;
 			}
 			/* The operand must exist before the head runs. */
-			if (p >= head || st->bufs[p] == NULL) {
+			if ((p >= head && plan->nodes[p].op != GN_OP_INPUT) ||
+			    st->bufs[p] == NULL) {
 				ok = 0;
 				break;
 			}
@@ -266,28 +270,35 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		goto out;
 	}
 
+	/*
+	 * Inputs first, so that a fused chain may take any input as an
+	 * operand wherever the plan lists it.
+	 */
+	for (uint32_t i = 0; i < plan->nnodes; i++) {
+		const struct gn_plan_node *n = &plan->nodes[i];
+		int own = 0, stable = 0;
+
+		if (n->op != GN_OP_INPUT)
+			continue;
+		rc = bind_input(b, pool, i, n, &st.bufs[i], &own, &stable, in,
+				nin);
+		st.owned[i] = (uint8_t)own;
+		st.stable[i] = (uint8_t)stable;
+		if (rc != 0)
+			goto out;
+	}
 	for (uint32_t i = 0; i < plan->nnodes; i++) {
 		const struct gn_plan_node *n = &plan->nodes[i];
 		const struct gn_tensor_meta *im[GN_OP_MAX_INPUTS];
 		const void *ib[GN_OP_MAX_INPUTS];
 		struct gn_fused_call c;
+		uint64_t t_node;
 		uint32_t end;
 		uint64_t bytes;
 		char ms[96];
 
-		if (st.done[i])
+		if (st.done[i] || n->op == GN_OP_INPUT)
 			continue;
-		if (n->op == GN_OP_INPUT) {
-			int own = 0, stable = 0;
-
-			rc = bind_input(b, pool, i, n, &st.bufs[i], &own,
-					&stable, in, nin);
-			st.owned[i] = (uint8_t)own;
-			st.stable[i] = (uint8_t)stable;
-			if (rc != 0)
-				goto out;
-			continue;
-		}
 		end = grow_chain(b, plan, &st, i, &c, ib, im);
 		bytes = gn_meta_nbytes(&plan->nodes[end].meta);
 		st.bufs[end] = buf_alloc(b, pool, bytes);
@@ -311,6 +322,7 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		res->sum_intermediate_bytes += bytes;
 		if (live > res->peak_intermediate_bytes)
 			res->peak_intermediate_bytes = live;
+		t_node = gn_clock_ns();
 		if (c.nsteps > 0) {
 			c.out_meta = &plan->nodes[end].meta;
 			c.out = st.bufs[end];
@@ -324,6 +336,11 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 			goto out;
 		}
 		res->fused_nodes += (uint32_t)c.nsteps;
+		/* GENIE_LOG=exec=debug: what each kernel cost. */
+		GN_LOG(DEBUG, exec, "node %u %s%s %s: %.1f us", i,
+		       gn_op_name(n->op), c.nsteps ? " (fused)" : "",
+		       gn_meta_format(&plan->nodes[end].meta, ms, sizeof(ms)),
+		       (double)(gn_clock_ns() - t_node) / 1e3);
 		/* Operands read for the last time go back for reuse. */
 		for (uint32_t j = i;; j = st.reader[j]) {
 			st.done[j] = 1;

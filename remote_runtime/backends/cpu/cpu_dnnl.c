@@ -179,13 +179,11 @@ static int reorder_prim(struct gn_cpu_dnnl *d, const dnnl_memory_desc_t *from,
 /* Run reorder `r` from `src` to `dst` (described by `from` and `to`). */
 static int run_reorder(struct gn_cpu_dnnl *d, dnnl_primitive_t r,
 		       const dnnl_memory_desc_t *from, const void *src,
-		       const dnnl_memory_desc_t *to, void *dst,
-		       const float *scales)
+		       const dnnl_memory_desc_t *to, void *dst)
 {
 	dnnl_memory_t ms = mem(d, from, src), md = mem(d, to, dst);
 	int rc = -ENOMEM;
 
-	(void)scales;
 	if (ms != NULL && md != NULL) {
 		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
 
@@ -615,7 +613,7 @@ static int conv_build(struct gn_cpu_dnnl *d, const struct gn_fused_call *c,
 	dnnl_memory_desc_t src_any, wei_any, dst_any, bias_md;
 	dnnl_convolution_desc_t cd;
 	dnnl_primitive_desc_t pd = NULL;
-	dnnl_primitive_attr_t attr, wattr = NULL;
+	dnnl_primitive_attr_t attr;
 	dnnl_dims_t st = {ia[0], ia[1]}, dil = {ia[6] - 1, ia[7] - 1},
 		    pl = {ia[2], ia[3]}, pr = {ia[4], ia[5]};
 	int64_t wd[5];
@@ -669,59 +667,42 @@ static int conv_build(struct gn_cpu_dnnl *d, const struct gn_fused_call *c,
 			rc = reorder_prim(d, &p->dst_plain, &p->dst_md, NULL,
 					  &p->res_r);
 	}
-	if (rc == 0 && bn != NULL) {
-		/* Weights scaled per output channel while reordered. */
-		wattr = new_attr();
-		if (wattr == NULL)
-			return gn_error_set(-ENOMEM, "oneDNN: no attributes");
-		dnnl_primitive_attr_set_scratchpad_mode(
-			wattr, dnnl_scratchpad_mode_library);
-		float rt = DNNL_RUNTIME_F32_VAL;
-
-		dnnl_primitive_attr_set_output_scales(wattr, o, g == 1 ? 1 : 3,
-						      &rt);
-		rc = reorder_prim(d, &p->wei_plain, &p->wei_md, wattr,
-				  &p->wei_r);
-		dnnl_primitive_attr_destroy(wattr);
-	} else if (rc == 0 &&
-		   !dnnl_memory_desc_equal(&p->wei_md, &p->wei_plain)) {
+	if (rc == 0 && !dnnl_memory_desc_equal(&p->wei_md, &p->wei_plain))
 		rc = reorder_prim(d, &p->wei_plain, &p->wei_md, NULL,
 				  &p->wei_r);
-	}
 	if (rc == 0)
 		p->used = 1;
 	return rc;
 }
 
-/* Reorder weights (scaling by `scales` when folding) into `dst`. */
-static int wei_reorder(struct gn_cpu_dnnl *d, struct prim *p, const void *w,
+/*
+ * The weights the convolution reads, written to `dst` (wei_md): scaled
+ * per output channel by `scales` when batchnorm is folded in, then
+ * reordered to the primitive's layout.
+ */
+static int wei_prepare(struct gn_cpu_dnnl *d, struct prim *p, const float *w,
 		       void *dst, const float *scales, int64_t o)
 {
-	dnnl_memory_t ms = mem(d, &p->wei_plain, w),
-		      md = mem(d, &p->wei_md, dst);
-	dnnl_memory_t msc = NULL;
-	int rc = -ENOMEM;
+	size_t plain = dnnl_memory_desc_get_size(&p->wei_plain);
+	size_t per = plain / sizeof(float) / (size_t)o;
 
 	if (scales != NULL) {
-		dnnl_memory_desc_t smd;
+		float *t = p->wei_r ? scratch(d, S_AUX, plain) : dst;
 
-		md_plain(&smd, 1, &o);
-		msc = mem(d, &smd, scales);
+		if (t == NULL)
+			return -ENOMEM;
+		for (int64_t oc = 0; oc < o; oc++)
+			for (size_t j = 0; j < per; j++)
+				t[(size_t)oc * per + j] =
+					w[(size_t)oc * per + j] * scales[oc];
+		w = t;
 	}
-	if (ms != NULL && md != NULL && (scales == NULL || msc != NULL)) {
-		dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, ms},
-					{DNNL_ARG_TO, md},
-					{DNNL_ARG_ATTR_OUTPUT_SCALES, msc}};
-
-		rc = exec(d, p->wei_r, scales ? 3 : 2, a);
-	}
-	if (ms)
-		dnnl_memory_destroy(ms);
-	if (md)
-		dnnl_memory_destroy(md);
-	if (msc)
-		dnnl_memory_destroy(msc);
-	return rc;
+	if (p->wei_r != NULL)
+		return run_reorder(d, p->wei_r, &p->wei_plain, w, &p->wei_md,
+				   dst);
+	if (w != dst)
+		memcpy(dst, w, plain);
+	return 0;
 }
 
 static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
@@ -770,8 +751,8 @@ static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
 		scales = f;
 		bptr = f + o;
 	}
-	/* Weights: cached when stable, else reordered into scratch. */
-	if (p->wei_r != NULL) {
+	/* Weights: cached when stable, else prepared into scratch. */
+	if (p->wei_r != NULL || bn != NULL) {
 		const void *bnp[4] = {0};
 		uint64_t mdh = XXH3_64bits(&p->wei_md, sizeof(p->wei_md));
 		int stable = (c->stable_mask & 2) != 0;
@@ -798,7 +779,7 @@ static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
 				rc = -ENOMEM;
 				goto out;
 			}
-			rc = wei_reorder(d, p, wei, buf, scales, o);
+			rc = wei_prepare(d, p, wei, buf, scales, o);
 			if (rc != 0) {
 				if (e != NULL)
 					wc_drop(d, (uint32_t)(e - d->wc));
@@ -818,7 +799,7 @@ static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
 			goto out;
 		}
 		rc = run_reorder(d, p->src_r, &p->src_plain, src, &p->src_md,
-				 buf, NULL);
+				 buf);
 		if (rc != 0)
 			goto out;
 		src = buf;
@@ -831,7 +812,7 @@ static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
 		}
 		if (add != NULL)
 			rc = run_reorder(d, p->res_r, &p->dst_plain,
-					 add->extra[0], &p->dst_md, dst, NULL);
+					 add->extra[0], &p->dst_md, dst);
 	} else if (add != NULL) {
 		memcpy(dst, add->extra[0], gn_meta_nbytes(c->out_meta));
 	}
@@ -856,7 +837,7 @@ static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
 	}
 	if (rc == 0 && p->dst_r != NULL)
 		rc = run_reorder(d, p->dst_r, &p->dst_md, dst, &p->dst_plain,
-				 c->out, NULL);
+				 c->out);
 out:
 	if (ms)
 		dnnl_memory_destroy(ms);
