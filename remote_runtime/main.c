@@ -39,6 +39,11 @@ static void usage(FILE *f)
 		"                    (default: no limit); a plan that needs "
 		"more\n"
 		"                    is refused with a clear error\n"
+		"  --threads N       kernel threads of the cpu backend "
+		"(default: one\n"
+		"                    per online CPU; network and worker "
+		"threads\n"
+		"                    come on top)\n"
 		"  --port-file FILE  write the bound port to FILE once "
 		"listening\n"
 		"  --log SPEC        log levels, e.g. info or "
@@ -46,16 +51,16 @@ static void usage(FILE *f)
 		"  -h, --help        this text\n");
 }
 
-static int parse_u64(const char *opt, const char *s, uint64_t *out)
+static int parse_u64(const char *opt, const char *s, uint64_t *out,
+		     const char *what)
 {
 	char *end;
 
 	errno = 0;
 	*out = strtoull(s, &end, 0);
 	if (errno != 0 || *end != '\0' || *s == '-') {
-		fprintf(stderr,
-			"genie-runtime: %s expects a byte count, got '%s'\n",
-			opt, s);
+		fprintf(stderr, "genie-runtime: %s expects %s, got '%s'\n", opt,
+			what, s);
 		return -EINVAL;
 	}
 	return 0;
@@ -70,12 +75,14 @@ int main(int argc, char **argv)
 		{"max-frame", required_argument, NULL, 'm'},
 		{"port-file", required_argument, NULL, 'p'},
 		{"memory-limit", required_argument, NULL, 'M'},
+		{"threads", required_argument, NULL, 't'},
 		{"log", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct gn_server_opts opts;
 	const char *port_file = NULL;
+	char threads[24];
 	struct sigaction sa;
 	uint64_t v;
 	int c, rc;
@@ -87,15 +94,33 @@ int main(int argc, char **argv)
 		case 'b': opts.backend = optarg; break;
 		case 'n': opts.name = optarg; break;
 		case 'm':
-			if (parse_u64("--max-frame", optarg, &v) != 0)
+			if (parse_u64("--max-frame", optarg, &v,
+				      "a byte count") != 0)
 				return 2;
 			opts.max_payload = v;
 			break;
 		case 'p': port_file = optarg; break;
 		case 'M':
-			if (parse_u64("--memory-limit", optarg, &v) != 0)
+			if (parse_u64("--memory-limit", optarg, &v,
+				      "a byte count") != 0)
 				return 2;
 			opts.memory_limit = v;
+			break;
+		case 't':
+			if (parse_u64("--threads", optarg, &v,
+				      "a thread count") != 0)
+				return 2;
+			if (v < 1 || v > 4096) {
+				fprintf(stderr,
+					"genie-runtime: --threads expects "
+					"1..4096, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			/* The cpu backend reads it when it opens. */
+			snprintf(threads, sizeof(threads), "%llu",
+				 (unsigned long long)v);
+			setenv("GENIE_CPU_THREADS", threads, 1);
 			break;
 		case 'L':
 			if (gn_log_set_levels(optarg) != 0) {
