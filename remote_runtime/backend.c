@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -39,8 +40,22 @@ static int open_one(const struct gn_backend_ops *ops, struct gn_backend *out)
 		return rc;
 	out->ops = ops;
 	out->ctx = ctx;
+	out->host = NULL;
 	GN_LOG(NOTICE, backend, "using backend %s: %s", ops->name,
 	       ops->describe(ctx));
+	if (ops->host_memory)
+		return 0;
+	/* Device memory: the cpu backend runs what the device lacks. */
+	ops = gn_backend_find("cpu");
+	out->host = calloc(1, sizeof(*out->host));
+	if (ops == NULL || out->host == NULL || open_one(ops, out->host) != 0) {
+		GN_LOG(WARNING, backend,
+		       "backend %s: no cpu fallback for ops it lacks: %s",
+		       out->ops->name,
+		       ops ? gn_last_error() : "cpu not in this build");
+		free(out->host);
+		out->host = NULL;
+	}
 	return 0;
 }
 
@@ -79,6 +94,10 @@ int gn_backend_open(const char *name, struct gn_backend *out)
 
 void gn_backend_close(struct gn_backend *b)
 {
+	if (b->host != NULL) {
+		gn_backend_close(b->host);
+		free(b->host);
+	}
 	if (b->ops != NULL)
 		b->ops->fini(b->ctx);
 	memset(b, 0, sizeof(*b));

@@ -124,10 +124,16 @@ void gn_backend_register(const struct gn_backend_ops *ops);
 /* The backend registered under `name`, or NULL. */
 const struct gn_backend_ops *gn_backend_find(const char *name);
 
-/* An opened backend: its ops and state. */
+/*
+ * An opened backend: its ops and state. A backend whose memory is not
+ * host memory comes with `host`, an opened cpu backend: a node the device
+ * backend answers -EOPNOTSUPP for runs there, its operands downloaded and
+ * its result uploaded (slow, but a plan never fails for want of a kernel).
+ */
 struct gn_backend {
 	const struct gn_backend_ops *ops;
 	void *ctx;
+	struct gn_backend *host;
 };
 
 /*

@@ -230,6 +230,47 @@ static uint32_t grow_chain(struct gn_backend *b, const struct gn_plan *plan,
 	return cur;
 }
 
+/*
+ * Run node `n` on b's host (cpu) backend: operands downloaded, the result
+ * uploaded into `out`. For ops the device backend has no kernel for.
+ */
+static int run_on_host(struct gn_backend *b, const struct gn_plan_node *n,
+		       const struct gn_tensor_meta *const *im,
+		       const void *const *ib, void *out)
+{
+	struct gn_backend *h = b->host;
+	void *hin[GN_OP_MAX_INPUTS] = {0}, *hout;
+	uint64_t on = gn_meta_nbytes(&n->meta);
+	int rc;
+
+	rc = b->ops->sync(b->ctx);
+	hout = malloc(on ? on : 1);
+	if (rc == 0 && hout == NULL)
+		rc = gn_error_set(-ENOMEM, "no host memory for %s's result",
+				  gn_op_name(n->op));
+	for (uint32_t k = 0; rc == 0 && k < n->nin; k++) {
+		uint64_t len = gn_meta_nbytes(im[k]);
+
+		hin[k] = malloc(len ? len : 1);
+		if (hin[k] == NULL)
+			rc = gn_error_set(-ENOMEM,
+					  "no host memory for %s's operand %u",
+					  gn_op_name(n->op), k);
+		else if (len)
+			rc = b->ops->download(b->ctx, hin[k], ib[k], len);
+	}
+	if (rc == 0)
+		rc = h->ops->run(h->ctx, n->op, &n->attrs, im,
+				 (const void *const *)hin, (int)n->nin,
+				 &n->meta, hout);
+	if (rc == 0 && on)
+		rc = b->ops->upload(b->ctx, out, hout, on);
+	for (uint32_t k = 0; k < n->nin; k++)
+		free(hin[k]);
+	free(hout);
+	return rc;
+}
+
 /* Return to the pool every operand of node j read for the last time. */
 static void release_operands(struct gn_backend *b, struct gn_pool *pool,
 			     const struct gn_plan *plan, struct exec_state *st,
@@ -330,6 +371,10 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		} else {
 			rc = b->ops->run(b->ctx, n->op, &n->attrs, im, ib,
 					 (int)n->nin, &n->meta, st.bufs[i]);
+			if (rc == -EOPNOTSUPP && b->host != NULL) {
+				rc = run_on_host(b, n, im, ib, st.bufs[i]);
+				res->host_nodes++;
+			}
 		}
 		if (rc != 0) {
 			rc = node_error(rc, i, n);

@@ -50,6 +50,8 @@ struct gn_exec_result {
 	uint64_t sum_intermediate_bytes;
 	/* Nodes that ran inside another node's fused kernel. */
 	uint32_t fused_nodes;
+	/* Nodes the device lacked a kernel for, run on the host backend. */
+	uint32_t host_nodes;
 };
 
 /*

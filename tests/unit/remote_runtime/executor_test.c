@@ -165,10 +165,154 @@ static void test_resnet_chain_reuses_buffers(void **state)
 	gn_backend_close(&cpu);
 }
 
+/*
+ * A device backend with one kernel (same-shape f32 add) and memory of its
+ * own: every other node must run on its cpu fallback.
+ */
+static int fake_adds;
+
+static int fake_init(void **ctx)
+{
+	*ctx = NULL;
+	return 0;
+}
+
+static void fake_fini(void *ctx)
+{
+	(void)ctx;
+}
+
+static const char *fake_describe(void *ctx)
+{
+	(void)ctx;
+	return "test device with an add kernel only";
+}
+
+static void *fake_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	return malloc(size);
+}
+
+static void fake_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+static int fake_copy(void *ctx, void *dst, const void *src, size_t n)
+{
+	(void)ctx;
+	memcpy(dst, src, n);
+	return 0;
+}
+
+static int fake_sync(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static int fake_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
+		    const struct gn_tensor_meta *const *im,
+		    const void *const *in, int nin,
+		    const struct gn_tensor_meta *om, void *out)
+{
+	(void)ctx;
+	(void)attrs;
+	(void)im;
+	if (op != GN_OP_ADD || nin != 2)
+		return gn_error_set(-EOPNOTSUPP, "fake: no %s kernel",
+				    gn_op_name(op));
+	for (uint64_t i = 0; i < gn_meta_numel(om); i++)
+		((float *)out)[i] =
+			((const float *)in[0])[i] + ((const float *)in[1])[i];
+	fake_adds++;
+	return 0;
+}
+
+static const struct gn_backend_ops fake_ops = {
+	.name = "fakedev",
+	.init = fake_init,
+	.fini = fake_fini,
+	.describe = fake_describe,
+	.alloc = fake_alloc,
+	.free = fake_free,
+	.upload = fake_copy,
+	.download = fake_copy,
+	.run = fake_run,
+	.sync = fake_sync,
+};
+
+GN_BACKEND_REGISTER(fake_ops)
+
+static void test_device_falls_back_to_host(void **state)
+{
+	static int64_t conv[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+	static float xbuf[4 * 6 * 6], wbuf[4 * 4 * 3 * 3];
+	struct gn_exec_input in[2];
+	struct gn_exec_result rd, rc;
+	struct gn_backend dev, cpu;
+	Genie__Plan pl = GENIE__PLAN__INIT;
+	struct gn_plan *plan;
+	struct pb p = {0};
+	uint32_t x, w, out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(xbuf) / 4; i++)
+		xbuf[i] = (float)((int)(i % 7) - 3) / 3.0f;
+	for (size_t i = 0; i < sizeof(wbuf) / 4; i++)
+		wbuf[i] = (float)((int)(i % 5) - 2) / 20.0f;
+	x = add(&p, GENIE__OP_TYPE__OP_INPUT, 4, 6, 6, 1, 0, 0, 0, NULL, 0);
+	w = add(&p, GENIE__OP_TYPE__OP_INPUT, 4, 3, 3, 4, 0, 0, 0, NULL, 0);
+	for (int blk = 0; blk < 2; blk++) {
+		uint32_t c1 = add(&p, GENIE__OP_TYPE__OP_CONV2D, 4, 6, 6, 1, x,
+				  w, 2, conv, 9);
+		uint32_t r = add(&p, GENIE__OP_TYPE__OP_RELU, 4, 6, 6, 1, c1, 0,
+				 1, NULL, 0);
+
+		x = add(&p, GENIE__OP_TYPE__OP_ADD, 4, 6, 6, 1, r, x, 2, NULL,
+			0);
+	}
+	out = x;
+	pl.schema_version = GN_SCHEMA_VERSION;
+	pl.n_nodes = p.n;
+	pl.nodes = p.np;
+	pl.n_outputs = 1;
+	pl.outputs = &out;
+	if (gn_plan_decode(&pl, &plan) != 0)
+		fail_msg("decode: %s", gn_last_error());
+	in[0] = (struct gn_exec_input){
+		.handle = p.handles[0], .data = xbuf, .len = sizeof(xbuf)};
+	in[1] = (struct gn_exec_input){
+		.handle = p.handles[1], .data = wbuf, .len = sizeof(wbuf)};
+	assert_int_equal(gn_backend_open("fakedev", &dev), 0);
+	assert_non_null(dev.host);
+	assert_string_equal(dev.host->ops->name, "cpu");
+	assert_int_equal(gn_backend_open("cpu", &cpu), 0);
+	assert_null(cpu.host);
+	fake_adds = 0;
+	if (gn_exec_run(&dev, NULL, plan, in, 2, &rd) != 0)
+		fail_msg("device run: %s", gn_last_error());
+	assert_int_equal(gn_exec_run(&cpu, NULL, plan, in, 2, &rc), 0);
+	assert_int_equal(fake_adds, 2);	    /* adds on the device */
+	assert_int_equal(rd.host_nodes, 4); /* convs and relus on the host */
+	assert_int_equal(rd.payload_len, rc.payload_len);
+	for (size_t i = 0; i < rd.payload_len / 4; i++)
+		assert_float_equal(((float *)rd.payload)[i],
+				   ((float *)rc.payload)[i], 1e-6);
+	gn_exec_result_fini(&rd);
+	gn_exec_result_fini(&rc);
+	gn_plan_free(&plan);
+	gn_backend_close(&dev);
+	gn_backend_close(&cpu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resnet_chain_reuses_buffers),
+		cmocka_unit_test(test_device_falls_back_to_host),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
