@@ -47,6 +47,7 @@ struct gn_fused_call {
 	const struct gn_tensor_meta *const *in_meta;
 	const void *const *in;
 	int nin;
+	const struct gn_tensor_meta *head_meta; /* the head's own result */
 	/*
 	 * Bit k: head operand k keeps the same bytes at the same address
 	 * until the backend's forget() is called for it (registry tensors,

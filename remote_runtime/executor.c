@@ -176,6 +176,7 @@ static uint32_t grow_chain(struct gn_backend *b, const struct gn_plan *plan,
 
 	c->op = n->op;
 	c->attrs = &n->attrs;
+	c->head_meta = &n->meta;
 	c->nin = (int)n->nin;
 	c->stable_mask = 0;
 	c->nsteps = 0;

@@ -445,7 +445,8 @@ int gn_cpu_dnnl_fusable(const struct gn_fused_call *c,
 		else if (c->steps[i].op != GN_OP_BATCHNORM)
 			has_act = 1;
 	}
-	if (!head_ok(c))
+	/* Every step keeps the head's shape: one buffer, one layout. */
+	if (!head_ok(c) || !same_shape(s->out_meta, c->head_meta))
 		return 0;
 	if (s->op == GN_OP_BATCHNORM)
 		/* Folded into the weights: only straight after a conv. */
@@ -1509,6 +1510,7 @@ int gn_cpu_dnnl_run(struct gn_cpu_dnnl *d, const struct cpu_call *c,
 			.in_meta = c->im,
 			.in = c->in,
 			.nin = c->nin,
+			.head_meta = c->om,
 			.stable_mask = stable_mask,
 			.out_meta = c->om,
 			.out = c->out,

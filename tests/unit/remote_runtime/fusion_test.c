@@ -203,6 +203,18 @@ static void test_conv_chains(void **state)
 	conv_chain(p, 1, 16, 9, 16, 3, &dw, 0, 1, 0, 1,
 		   "depthwise conv+bn+relu");
 	conv_chain(p, 1, 8, 10, 8, 3, NULL, 1, 0, 0, 0, "plain conv+bias");
+
+	/* An add that broadcasts the conv result up is not fused. */
+	int64_t xs[4] = {1, 4, 3, 3}, ws[4] = {4, 4, 3, 3};
+	struct in2 x = tensor(p, 4, xs, -1, 1), w = tensor(p, 4, ws, -1, 1);
+	struct gn_tensor *y[2];
+
+	for (int s = 0; s < 2; s++) {
+		y[s] = gn_relu(
+			gn_add(gn_conv2d(x.t[s], w.t[s], NULL, NULL), x.t[s]));
+		assert_non_null(y[s]);
+	}
+	compare(y[0], y[1], "conv [1,4,1,1] + x [1,4,3,3]");
 }
 
 static void test_linear_matmul_chains(void **state)
