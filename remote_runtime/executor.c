@@ -107,15 +107,18 @@ static int bind_input(struct gn_backend *b, struct gn_pool *pool, uint32_t i,
 	return b->ops->upload(b->ctx, *dev, src->data, need);
 }
 
-/* Per-run bookkeeping, one entry per plan node. */
+/*
+ * Per-run bookkeeping, one entry per plan node; the liveness arrays are
+ * the plan's own (made at decode, kept with a cached plan).
+ */
 struct exec_state {
 	void **bufs;
-	uint8_t *owned;	   /* bufs[i] came from the pool */
-	uint8_t *stable;   /* input bytes fixed until forget() */
-	uint8_t *done;	   /* computed inside an earlier fused chain */
-	uint32_t *last;	   /* last reader; UINT32_MAX for outputs */
-	uint32_t *readers; /* operand slots that name the node */
-	uint32_t *reader;  /* the last node naming it */
+	uint8_t *owned;		 /* bufs[i] came from the pool */
+	uint8_t *stable;	 /* input bytes fixed until forget() */
+	uint8_t *done;		 /* computed inside an earlier fused chain */
+	const uint32_t *last;	 /* last reader; UINT32_MAX for outputs */
+	const uint32_t *readers; /* operand slots that name the node */
+	const uint32_t *reader;	 /* the last node naming it */
 };
 
 static int state_init(struct exec_state *st, const struct gn_plan *plan)
@@ -124,26 +127,13 @@ static int state_init(struct exec_state *st, const struct gn_plan *plan)
 
 	st->bufs = calloc(n, sizeof(*st->bufs));
 	st->owned = calloc(n, 3);
-	st->last = calloc(n, 3 * sizeof(uint32_t));
-	if (st->bufs == NULL || st->owned == NULL || st->last == NULL)
+	if (st->bufs == NULL || st->owned == NULL)
 		return -ENOMEM;
 	st->stable = st->owned + n;
 	st->done = st->owned + 2 * n;
-	st->readers = st->last + n;
-	st->reader = st->last + 2 * n;
-	/* A node nobody reads dies where it is made. */
-	for (uint32_t i = 0; i < n; i++) {
-		st->last[i] = i;
-		for (uint32_t k = 0; k < plan->nodes[i].nin; k++) {
-			uint32_t p = plan->nodes[i].in[k];
-
-			st->last[p] = i;
-			st->reader[p] = i;
-			st->readers[p]++;
-		}
-	}
-	for (uint32_t k = 0; k < plan->noutputs; k++)
-		st->last[plan->outputs[k]] = UINT32_MAX;
+	st->last = plan->last_use;
+	st->readers = plan->nreaders;
+	st->reader = plan->reader;
 	return 0;
 }
 
@@ -156,7 +146,6 @@ static void state_fini(struct exec_state *st, struct gn_backend *b,
 				buf_free(b, pool, st->bufs[i]);
 	free(st->bufs);
 	free(st->owned);
-	free(st->last);
 }
 
 /*

@@ -136,6 +136,33 @@ static int decode_node(const Genie__Plan *pb, uint32_t i, struct gn_plan *plan)
 	return 0;
 }
 
+/* Liveness: where each value is last read (see struct gn_plan). */
+static int plan_memory(struct gn_plan *plan)
+{
+	uint32_t n = plan->nnodes;
+
+	plan->last_use = gn_arena_calloc(plan->arena,
+					 3 * (size_t)n * sizeof(uint32_t), 4);
+	if (plan->last_use == NULL)
+		return gn_error_set(-ENOMEM, "plan: no memory to plan %u nodes",
+				    n);
+	plan->nreaders = plan->last_use + n;
+	plan->reader = plan->last_use + 2 * (size_t)n;
+	for (uint32_t i = 0; i < n; i++) {
+		plan->last_use[i] = i;
+		for (uint32_t k = 0; k < plan->nodes[i].nin; k++) {
+			uint32_t p = plan->nodes[i].in[k];
+
+			plan->last_use[p] = i;
+			plan->reader[p] = i;
+			plan->nreaders[p]++;
+		}
+	}
+	for (uint32_t k = 0; k < plan->noutputs; k++)
+		plan->last_use[plan->outputs[k]] = UINT32_MAX;
+	return 0;
+}
+
 int gn_plan_decode(const Genie__Plan *pb, struct gn_plan **out)
 {
 	struct gn_plan *plan;
@@ -190,6 +217,9 @@ int gn_plan_decode(const Genie__Plan *pb, struct gn_plan **out)
 		}
 		plan->outputs[i] = pb->outputs[i];
 	}
+	rc = plan_memory(plan);
+	if (rc != 0)
+		goto fail;
 	*out = plan;
 	return 0;
 

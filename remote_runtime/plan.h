@@ -37,6 +37,15 @@ struct gn_plan {
 	uint64_t fingerprint;
 	struct gn_plan_node *nodes;
 	uint32_t *outputs;
+	/*
+	 * The memory plan, made once at decode (a cached plan skips it):
+	 * per node, the last node that reads it (UINT32_MAX for outputs,
+	 * which outlive the run; its own index when nothing reads it), how
+	 * many operand slots name it, and the last node naming it.
+	 */
+	uint32_t *last_use;
+	uint32_t *nreaders;
+	uint32_t *reader;
 	struct gn_arena *arena; /* owns everything above */
 };
 
