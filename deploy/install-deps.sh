@@ -22,7 +22,10 @@ PKGS=(
 	libxxhash-dev
 	libdnnl-dev
 	# test-time helpers
-	python3 python3-numpy python3-torch iproute2 procps
+	# (torchvision and OpenBLAS: the benchmarks compare with a PyTorch that
+	# does not run on the reference BLAS)
+	python3 python3-numpy python3-torch python3-torchvision
+	libopenblas0-pthread iproute2 procps
 )
 
 missing=()

@@ -1,0 +1,37 @@
+/*
+ * Child processes for the backend benchmark: the PyTorch script, and an
+ * idle genie-runtime whose memory and CPU use are measured from /proc.
+ */
+#ifndef GENIE_BENCH_BACKEND_PROC_H
+#define GENIE_BENCH_BACKEND_PROC_H
+
+#include <stddef.h>
+
+/*
+ * Run argv[0] (searched in PATH when it has no '/') with `argv`, stdin from
+ * /dev/null, stderr inherited, and stdout captured into `out` (NUL-ended,
+ * cut at `out_size` - 1 bytes). Returns the exit status (0..255), 128 +
+ * signal when killed, or -errno when it could not be started.
+ */
+int bench_run_capture(char *const argv[], char *out, size_t out_size);
+
+struct bench_idle {
+	double rss_mib;	    /* VmRSS after the measured interval */
+	double cpu_percent; /* utime + stime over the interval, % of a core */
+	double interval_s;  /* how long was measured */
+	int exit_status;    /* after SIGTERM: 0 when it shut down cleanly */
+};
+
+/*
+ * Start `runtime` on tcp://127.0.0.1:0 with the CPU backend, wait for its
+ * port file, let it settle `settle_s` seconds, then measure it for
+ * `measure_s` seconds; SIGTERM and reap it. Returns 0 or -errno (-ETIMEDOUT
+ * when no port file appeared within 10 s, -ECHILD when it exited early).
+ */
+int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
+		       struct bench_idle *r);
+
+/* Seconds on the monotonic clock. */
+double bench_now(void);
+
+#endif /* GENIE_BENCH_BACKEND_PROC_H */
