@@ -44,8 +44,16 @@ struct gn_tensor {
 	uint8_t nin;
 	uint8_t ni, nf; /* attribute counts */
 	uint8_t has_handle;
+	uint8_t resident; /* GN_RESIDENT_* bits (genie/resident.h) */
 	uint8_t handle[GN_HANDLE_SIZE];
 };
+
+/* gn_tensor.resident: `handle` names the target's copy; it is pinned. */
+#define GN_RESIDENT_YES 1u
+#define GN_RESIDENT_PINNED 2u
+
+/* The registry session a "local" target's resident tensors live in. */
+#define GN_LOCAL_SESSION 1
 
 /* Operand `k` of `t`. */
 static inline struct gn_tensor *gn_tensor_in(const struct gn_tensor *t,
@@ -89,11 +97,17 @@ enum gn_target_kind {
  */
 #define GN_SESSION_PLANS 64
 
+struct gn_pool;
+struct gn_registry;
+
 struct gn_session {
 	struct gn_arena *arena;
 	enum gn_target_kind kind;
 	struct gn_backend backend; /* local target */
-	struct gn_conn *conn;	   /* remote target */
+	/* Local target: resident tensors, made at first use. */
+	struct gn_pool *pool;
+	struct gn_registry *registry;
+	struct gn_conn *conn; /* remote target */
 	char backend_name[32];
 	int timeout_ms;
 	uint32_t visit;	      /* materialize walk counter */
@@ -122,5 +136,26 @@ int gn_client_call(struct gn_session *s, int type, const ProtobufCMessage *body,
 
 /* Give `t` a fresh random handle. Returns 0 or -EIO. */
 int gn_client_new_handle(struct gn_tensor *t);
+
+/*
+ * Local target: bind resident tensor `t` to executor input `in` (the
+ * registry's block, used in place). 0 or -ENOENT.
+ */
+struct gn_exec_input;
+int gn_client_resident_bind_local(struct gn_tensor *t,
+				  struct gn_exec_input *in);
+
+/*
+ * A plan found resident tensor `t` gone from the target: if the target no
+ * longer holds it, upload it again (same pin state) under a new handle,
+ * written into t->handle in place. 0 or a negative errno.
+ */
+int gn_client_resident_restore(struct gn_tensor *t);
+
+/*
+ * After a transport error on a remote session: when the stream is out of
+ * step or gone, close it so later calls fail fast with -ECONNRESET.
+ */
+void gn_client_check_conn(struct gn_session *s, int rc);
 
 #endif /* GN_CLIENT_INTERNAL_H */

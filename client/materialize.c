@@ -128,6 +128,22 @@ static int adopt_result(struct gn_tensor *t, const struct gn_tensor_meta *m,
 	return 0;
 }
 
+/*
+ * The lazy tensor behind input node `l` when the target holds it as a
+ * resident tensor (genie/resident.h), else NULL. Folding gives a node a
+ * handle of its own, so only a node still naming the tensor's handle
+ * counts.
+ */
+static struct gn_tensor *resident_of(const struct gn_graph_node *l)
+{
+	struct gn_tensor *u = l->user;
+
+	if (u == NULL || !(u->resident & GN_RESIDENT_YES) ||
+	    l->handle != u->handle)
+		return NULL;
+	return u;
+}
+
 static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 		     const Genie__Plan *pbplan)
 {
@@ -147,6 +163,13 @@ static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 		if (l->op != GN_OP_INPUT)
 			continue;
 		in[k].handle = l->handle;
+		if (resident_of(l) != NULL) {
+			rc = gn_client_resident_bind_local(resident_of(l),
+							   &in[k++]);
+			if (rc != 0)
+				goto out;
+			continue;
+		}
 		in[k].data = l->data;
 		in[k].stable = 1;
 		in[k++].len = gn_meta_nbytes(&l->meta);
@@ -161,6 +184,7 @@ static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 		s->stats.last_exec_ns = res.exec_ns;
 		gn_exec_result_fini(&res);
 	}
+out:
 	gn_plan_free(&plan);
 	free(in);
 	return rc;
@@ -211,6 +235,25 @@ static void plan_remember(struct gn_session *s, uint64_t fp)
 	s->sent_next = (s->sent_next + 1) % GN_SESSION_PLANS;
 }
 
+/* Upload again every resident input of `g` that the runtime lost. */
+static int restore_resident(const struct gn_graph *g)
+{
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct gn_tensor *u;
+		int rc;
+
+		if (g->nodes[i].op != GN_OP_INPUT)
+			continue;
+		u = resident_of(&g->nodes[i]);
+		if (u == NULL)
+			continue;
+		rc = gn_client_resident_restore(u);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 		      const struct gn_graph *g, Genie__Plan *pbplan)
 {
@@ -221,8 +264,8 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 	Genie__ExecResult *er;
 	struct gn_msg msg;
 	uint64_t off = 0;
-	uint32_t k = 0;
-	int rc;
+	uint32_t k = 0, niov = 0, nresident = 0;
+	int restored = 0, whole, rc;
 
 	refs = gn_arena_alloc(a, (g->n + 1) * sizeof(*refs), 8);
 	refp = gn_arena_alloc(a, (g->n + 1) * sizeof(*refp), 8);
@@ -239,30 +282,48 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 		genie__payload_ref__init(&refs[k]);
 		refs[k].handle.data = (uint8_t *)l->handle;
 		refs[k].handle.len = GN_HANDLE_SIZE;
-		refs[k].offset = off;
-		refs[k].length = len;
 		refp[k] = &refs[k];
-		iov[k] = (struct iovec){(void *)l->data, len};
-		off += len;
 		k++;
+		if (resident_of(l) != NULL) {
+			/* The runtime holds it: the handle alone travels. */
+			refs[k - 1].resident = 1;
+			nresident++;
+			continue;
+		}
+		refs[k - 1].offset = off;
+		refs[k - 1].length = len;
+		iov[niov++] = (struct iovec){(void *)l->data, len};
+		off += len;
 	}
 	req.n_inputs = k;
 	req.inputs = refp;
 	/*
 	 * A structure this connection has sent before travels as its
 	 * fingerprint alone; if the runtime has let it go (ESTALE), send it
-	 * whole once more.
+	 * whole once more. A resident input the runtime has evicted (ENOENT)
+	 * is uploaded again from the client's copy (a few rounds at most);
+	 * its new handle is written in place, where the plan and the
+	 * references point.
 	 */
-	for (int whole = !plan_known(s, pbplan->fingerprint);; whole = 1) {
+	for (whole = !plan_known(s, pbplan->fingerprint);;) {
 		req.plan = whole ? pbplan : NULL;
 		req.plan_fingerprint = whole ? 0 : pbplan->fingerprint;
 		rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
-				    &req.base, iov, (int)k,
+				    &req.base, iov, (int)niov,
 				    GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
 				    &genie__exec_result__descriptor,
 				    (ProtobufCMessage **)&er, &msg);
 		if (rc == -ESTALE && !whole) {
 			s->stats.plans_resent++;
+			whole = 1;
+			continue;
+		}
+		if (rc == -ENOENT && nresident > 0 && restored < 3) {
+			/* Restoring one may evict another under pressure. */
+			restored++;
+			rc = restore_resident(g);
+			if (rc != 0)
+				return rc;
 			continue;
 		}
 		break;

@@ -12,6 +12,8 @@
 #include "genie/envelope.pb-c.h"
 #include "gn_error.h"
 #include "graph.h"
+#include "pool.h"
+#include "registry.h"
 
 void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size)
 {
@@ -205,6 +207,9 @@ void gn_session_destroy(struct gn_session **sp)
 		}
 		gn_conn_close(&s->conn);
 	}
+	/* A local session's resident tensors go before their backend. */
+	gn_registry_destroy(&s->registry);
+	gn_pool_destroy(&s->pool);
 	gn_backend_close(&s->backend);
 	gn_arena_destroy(&s->arena);
 	free(s);

@@ -119,22 +119,42 @@ static int grow(struct gn_registry *r)
 	return rehash(r, r->cap ? r->cap * 2 : 64);
 }
 
+/*
+ * The backend may keep forms derived from a registry tensor's bytes (they
+ * stay put until freed); tell it before the block goes back to the pool.
+ */
+static void release_block(struct gn_registry *r, void *dev)
+{
+	if (r->b->ops->forget != NULL)
+		r->b->ops->forget(r->b->ctx, dev);
+	gn_pool_free(r->pool, dev);
+}
+
 /* Drop an entry: memory back to the pool, slot becomes a tombstone. */
 static void drop(struct gn_registry *r, struct entry *e)
 {
 	lru_unlink(r, e);
-	gn_pool_free(r->pool, e->t.dev);
+	release_block(r, e->t.dev);
 	r->st.bytes -= e->t.bytes;
 	r->st.tensors--;
 	r->n--;
 	e->used = 2;
 }
 
-/* Evict least recently used unpinned tensors until `need` bytes fit. */
+/*
+ * Evict least recently used unpinned tensors until `need` bytes fit. A
+ * request larger than the pool's whole limit can never fit: it evicts
+ * nothing and fails with the pool's words.
+ */
 static void *alloc_evicting(struct gn_registry *r, uint64_t need)
 {
 	void *dev = gn_pool_alloc(r->pool, need);
 	struct entry *e = r->tail;
+	struct gn_pool_stats ps;
+
+	gn_pool_get_stats(r->pool, &ps);
+	if (dev == NULL && ps.limit_bytes != 0 && need > ps.limit_bytes)
+		return NULL;
 
 	while (dev == NULL && e != NULL) {
 		struct entry *prev = e->prev;
@@ -179,7 +199,7 @@ int gn_registry_upload(struct gn_registry *r, uint64_t session,
 	if (bytes) {
 		rc = r->b->ops->upload(r->b->ctx, e->t.dev, host, bytes);
 		if (rc != 0) {
-			gn_pool_free(r->pool, e->t.dev);
+			release_block(r, e->t.dev);
 			free(e);
 			return rc;
 		}
@@ -265,6 +285,25 @@ int gn_registry_pin(struct gn_registry *r, uint64_t session,
 	return 0;
 }
 
+int gn_registry_evict_one(struct gn_registry *r, const void *const *keep,
+			  size_t nkeep)
+{
+	for (struct entry *e = r->tail; e != NULL; e = e->prev) {
+		size_t k;
+
+		if (e->t.pinned)
+			continue;
+		for (k = 0; k < nkeep && keep[k] != e->t.dev; k++)
+			;
+		if (k < nkeep)
+			continue;
+		drop(r, e);
+		r->st.evictions++;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 uint32_t gn_registry_end_session(struct gn_registry *r, uint64_t session)
 {
 	uint32_t n = 0;
@@ -296,7 +335,7 @@ void gn_registry_destroy(struct gn_registry **rp)
 		if (e == NULL)
 			continue;
 		if (e->used == 1)
-			gn_pool_free(r->pool, e->t.dev);
+			release_block(r, e->t.dev);
 		free(e);
 	}
 	free(r->slots);

@@ -67,6 +67,15 @@ int gn_registry_free(struct gn_registry *r, uint64_t session,
 int gn_registry_pin(struct gn_registry *r, uint64_t session,
 		    const uint8_t handle[GN_HANDLE_SIZE], int pinned);
 
+/*
+ * Make room for something else (a plan's intermediates): evict the least
+ * recently used unpinned tensor of any session whose block is none of the
+ * `nkeep` blocks in `keep` (the tensors a running plan reads). Returns 0
+ * when one was evicted, -ENOENT when none can be.
+ */
+int gn_registry_evict_one(struct gn_registry *r, const void *const *keep,
+			  size_t nkeep);
+
 /* Free every tensor of `session`; returns how many. */
 uint32_t gn_registry_end_session(struct gn_registry *r, uint64_t session);
 

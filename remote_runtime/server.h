@@ -2,12 +2,29 @@
  * The runtime's request server.
  *
  * It listens on one transport address, takes a Hello from each client,
- * then answers ExecRequests on that connection until the client says
- * goodbye or goes away. Each connection has its own thread so a slow or
- * hostile peer stalls nobody else; execution itself is serialised on the
- * one opened backend. A connection that sends a bad frame is closed with
- * the reason logged; a request that fails (bad plan, missing input) gets an
- * ErrorReply and the connection stays open.
+ * then answers requests on that connection until the client says goodbye
+ * or goes away. Each connection is one client session: the tensors it
+ * uploads to the registry (UPLOAD/DOWNLOAD/FREE/PIN, and resident inputs
+ * of its ExecRequests) are named by handles valid on that connection
+ * only, and are freed when it ends.
+ *
+ * Threads: the main thread blocks in poll() on the listener and a stop
+ * pipe and accepts. Each connection has a thread that only reads and
+ * decodes frames, checks requests, and writes replies, so a slow or
+ * hostile peer stalls nobody else. All backend work (plans, registry
+ * operations, the device memory pool) runs on one executor worker thread
+ * (worker.h), fed by a queue; a connection thread hands its request over
+ * and sleeps until it is done. Telemetry is answered from counters and a
+ * snapshot the worker refreshes, without waiting behind a plan.
+ *
+ * A connection that sends a bad frame is closed with the reason logged; a
+ * request that fails (bad plan, missing input, unknown handle, no memory)
+ * gets an ErrorReply and the connection stays open.
+ *
+ * Stopping (gn_server_stop(), e.g. on SIGTERM) drains: the running job
+ * finishes and its reply is sent, queued and later requests get an
+ * ErrorReply with -ESHUTDOWN, every connection is shut down for reading,
+ * ends its session and is joined, then the worker is joined.
  */
 #ifndef GN_RUNTIME_SERVER_H
 #define GN_RUNTIME_SERVER_H
@@ -43,14 +60,19 @@ const char *gn_server_backend(const struct gn_server *s);
 
 /*
  * Serve until gn_server_stop(). Returns 0 after a clean stop, once every
- * connection thread has finished, or a negative errno if the listener fails.
+ * connection thread and the worker have finished, or a negative errno if
+ * the listener fails.
  */
 int gn_server_run(struct gn_server *s);
 
 /* Ask a running server to stop. Async-signal-safe. */
 void gn_server_stop(struct gn_server *s);
 
-/* Close the listener and the backend; sets *s to NULL. NULL is a no-op. */
+/*
+ * Stop the worker (if gn_server_run() did not), close the listener, free
+ * every registry tensor, the pool and the backend; sets *s to NULL. NULL
+ * is a no-op. Call it after gn_server_run() returned, or without running.
+ */
 void gn_server_destroy(struct gn_server **s);
 
 #endif /* GN_RUNTIME_SERVER_H */

@@ -1,12 +1,19 @@
 /* Start and stop a genie-runtime process for integration tests. */
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "runtime_proc.h"
 
@@ -49,6 +56,9 @@ int runtime_start(struct runtime_proc *rp, const char *binary,
 		return -1;
 	}
 	if (rp->pid == 0) {
+		/* A test that dies must not leave its runtime behind, holding
+		 * the test harness's output pipes open. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execv(binary, (char *const *)argv);
 		fprintf(stderr, "exec %s: %s\n", binary, strerror(errno));
 		_exit(127);
@@ -112,4 +122,36 @@ int runtime_stop(struct runtime_proc *rp)
 	waitpid(rp->pid, NULL, 0);
 	rp->pid = 0;
 	return -1;
+}
+
+const char *g_runtime_bin;
+struct runtime_proc g_rt;
+
+static int start_shared(void **state)
+{
+	(void)state;
+	return runtime_start(&g_rt, g_runtime_bin, NULL) == 0 ? 0 : -1;
+}
+
+static int stop_shared(void **state)
+{
+	int rc = runtime_stop(&g_rt);
+
+	(void)state;
+	if (rc != 0)
+		fprintf(stderr, "genie-runtime did not stop cleanly: %d\n", rc);
+	return rc == 0 ? 0 : -1;
+}
+
+int runtime_group_main(int argc, char **argv, const struct CMUnitTest *tests,
+		       size_t ntests)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s PATH/TO/genie-runtime\n", argv[0]);
+		return 2;
+	}
+	g_runtime_bin = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	return _cmocka_run_group_tests(argv[0], tests, ntests, start_shared,
+				       stop_shared);
 }

@@ -5,6 +5,7 @@
 #ifndef GN_TEST_RUNTIME_PROC_H
 #define GN_TEST_RUNTIME_PROC_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct runtime_proc {
@@ -27,5 +28,19 @@ int runtime_start(struct runtime_proc *rp, const char *binary,
  * stop), or -1 if it had to be killed or died by a signal.
  */
 int runtime_stop(struct runtime_proc *rp);
+
+/*
+ * For a test program whose tests share one runtime: `g_runtime_bin` is
+ * the genie-runtime under test (argv[1]) and `g_rt` the process started
+ * before the first test and stopped, checked clean, after the last.
+ */
+extern const char *g_runtime_bin;
+extern struct runtime_proc g_rt;
+
+struct CMUnitTest;
+
+/* main() of such a program: checks argv, ignores SIGPIPE, runs `tests`. */
+int runtime_group_main(int argc, char **argv, const struct CMUnitTest *tests,
+		       size_t ntests);
 
 #endif

@@ -34,9 +34,6 @@
 #include "runtime_proc.h"
 #include "transport.h"
 
-static const char *g_runtime_bin;
-static struct runtime_proc g_rt;
-
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
 static float frand(void)
@@ -516,22 +513,6 @@ static void test_memory_limit(void **state)
 	assert_int_equal(runtime_stop(&rp), 0);
 }
 
-static int start_runtime(void **state)
-{
-	(void)state;
-	return runtime_start(&g_rt, g_runtime_bin, NULL) == 0 ? 0 : -1;
-}
-
-static int stop_runtime(void **state)
-{
-	int rc = runtime_stop(&g_rt);
-
-	(void)state;
-	if (rc != 0)
-		fprintf(stderr, "genie-runtime did not stop cleanly: %d\n", rc);
-	return rc == 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -544,11 +525,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_memory_limit),
 	};
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH/TO/genie-runtime\n", argv[0]);
-		return 2;
-	}
-	g_runtime_bin = argv[1];
-	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, start_runtime, stop_runtime);
+	return runtime_group_main(argc, argv, tests,
+				  sizeof(tests) / sizeof(tests[0]));
 }

@@ -7,6 +7,7 @@
 
 #include <genie/error.h>
 #include <genie/ops.h>
+#include <genie/resident.h>
 #include <genie/session.h>
 #include <genie/tensor.h>
 #include <genie/types.h>

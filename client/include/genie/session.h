@@ -61,6 +61,16 @@ struct gn_session_stats {
 	uint64_t plans_by_fingerprint;
 	/* Of those, the runtime had dropped it and it was sent again. */
 	uint64_t plans_resent;
+	/*
+	 * Resident tensors (genie/resident.h) of this session as far as the
+	 * client knows (an eviction on the runtime is seen at next use), their
+	 * bytes, every byte ever uploaded to residency, and resident inputs a
+	 * plan found evicted and uploaded again.
+	 */
+	uint64_t resident_tensors;
+	uint64_t resident_bytes;
+	uint64_t resident_bytes_uploaded;
+	uint64_t resident_reuploads;
 };
 
 /* Copy the session's counters into `stats`. Returns 0 or -EINVAL. */
