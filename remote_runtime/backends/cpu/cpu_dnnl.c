@@ -31,6 +31,8 @@
 
 #define PRIM_SLOTS 1024 /* power of two */
 #define WCACHE_MAX 512
+/* Prepared weights kept at most; least recently used go first. */
+#define WCACHE_MAX_BYTES (1ull << 30)
 #define KEY_WORDS 64
 
 enum { S_SRC, S_WEI, S_DST, S_AUX, S_NUM };
@@ -62,6 +64,7 @@ struct gn_cpu_dnnl {
 	struct prim *prims; /* PRIM_SLOTS, open addressing */
 	struct wcache wc[WCACHE_MAX];
 	uint32_t nwc;
+	uint64_t wc_bytes;
 	uint64_t tick;
 	void *scratch[S_NUM];
 	size_t scratch_size[S_NUM];
@@ -525,6 +528,7 @@ static struct wcache *wc_find(struct gn_cpu_dnnl *d, const void *w,
 
 static void wc_drop(struct gn_cpu_dnnl *d, uint32_t i)
 {
+	d->wc_bytes -= d->wc[i].bytes;
 	free(d->wc[i].buf);
 	d->wc[i] = d->wc[--d->nwc];
 }
@@ -534,7 +538,10 @@ static struct wcache *wc_add(struct gn_cpu_dnnl *d, const void *w,
 {
 	struct wcache *e;
 
-	if (d->nwc == WCACHE_MAX) {
+	if (bytes > WCACHE_MAX_BYTES)
+		return NULL; /* the caller prepares into scratch */
+	while (d->nwc > 0 && (d->nwc == WCACHE_MAX ||
+			      d->wc_bytes + bytes > WCACHE_MAX_BYTES)) {
 		uint32_t old = 0;
 
 		for (uint32_t i = 1; i < d->nwc; i++)
@@ -547,6 +554,7 @@ static struct wcache *wc_add(struct gn_cpu_dnnl *d, const void *w,
 	if (e->buf == NULL)
 		return NULL;
 	d->nwc++;
+	d->wc_bytes += bytes;
 	e->w = w;
 	memcpy(e->bn, bn, sizeof(e->bn));
 	e->md_hash = mdh;
@@ -770,12 +778,10 @@ static int conv_run(struct gn_cpu_dnnl *d, const struct gn_fused_call *c)
 			size_t sz = dnnl_memory_desc_get_size(&p->wei_md);
 			void *buf;
 
-			if (stable) {
+			/* Too big or no memory to cache: scratch. */
+			if (stable)
 				e = wc_add(d, wei, bnp, mdh, sz);
-				buf = e ? e->buf : NULL;
-			} else {
-				buf = scratch(d, S_WEI, sz);
-			}
+			buf = e ? e->buf : scratch(d, S_WEI, sz);
 			if (buf == NULL) {
 				rc = -ENOMEM;
 				goto out;
