@@ -71,7 +71,7 @@ static struct workload g_workloads[] = {
 
 struct options {
 	const char *target;
-	int threads, quick, json, iters;
+	int threads, quick, json, iters, resident;
 	const char *only, *runtime, *script, *python;
 	char runtime_buf[PATH_MAX];
 	char tmpdir[64];
@@ -118,10 +118,13 @@ static size_t numel(const int64_t *shape, int ndim)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: backend [--target local|tcp://HOST:PORT] "
-		   "[--threads N] [--quick] [--json]\n"
+		   "[--threads N] [--quick] [--json] [--resident]\n"
 		   "               [--iters N] [--only WORKLOAD] "
 		   "[--runtime PATH] [--torch-script PATH]\n"
 		   "workloads: resnet18_b1 resnet18_b8 transformer_block\n"
+		   "--resident: weights made resident (pinned) on the target "
+		   "once,\n"
+		   "            so plans carry only the input's bytes\n"
 		   "env: GENIE_BENCH_PYTHON (default /usr/bin/python3)\n");
 }
 
@@ -152,6 +155,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 
 		if (strcmp(a, "--quick") == 0) {
 			o->quick = 1;
+			continue;
+		}
+		if (strcmp(a, "--resident") == 0) {
+			o->resident = 1;
 			continue;
 		}
 		if (strcmp(a, "--json") == 0) {
@@ -487,7 +494,7 @@ static int run_model(const struct options *o, enum bench_model_kind kind,
 		goto out_model;
 	}
 	snprintf(backend, backend_size, "%s", gn_session_backend(s));
-	rc = bench_model_bind(m, s);
+	rc = bench_model_bind(m, s, o->resident);
 	if (rc != 0) {
 		fprintf(stderr, "backend: cannot make weight tensors: %s\n",
 			gn_last_error());
@@ -514,9 +521,10 @@ static void print_table(const struct options *o, const char *backend,
 {
 	const char *dnnl = getenv("GENIE_CPU_DNNL");
 
-	printf("backend: Genie %s backend (target %s%s%s) vs PyTorch %s CPU "
+	printf("backend: Genie %s backend (target %s%s%s%s) vs PyTorch %s CPU "
 	       "(BLAS %s), %d threads\n",
 	       backend[0] ? backend : "?", o->target,
+	       o->resident ? ", weights resident" : "",
 	       dnnl ? ", GENIE_CPU_DNNL=" : "", dnnl ? dnnl : "",
 	       o->torch_version, o->blas[0] ? o->blas : "?", o->threads);
 	printf("%-18s %7s %10s %10s %10s %10s %10s %8s %9s %9s %s\n",
@@ -672,10 +680,11 @@ int main(int argc, char **argv)
 	if (o.json) {
 		printf("{\"threads\": %d, \"target\": \"%s\", \"backend\": "
 		       "\"%s\", \"torch\": \"%s\", \"torch_blas\": \"%s\", "
-		       "\"quick\": %s, \"loadavg_start\": %.2f, "
-		       "\"loadavg_end\": %.2f, ",
+		       "\"quick\": %s, \"resident\": %s, "
+		       "\"loadavg_start\": %.2f, \"loadavg_end\": %.2f, ",
 		       o.threads, o.target, backend, o.torch_version, o.blas,
-		       o.quick ? "true" : "false", o.load_start, o.load_end);
+		       o.quick ? "true" : "false",
+		       o.resident ? "true" : "false", o.load_start, o.load_end);
 		json_workload(&g_workloads[0], "resnet18_b1");
 		json_workload(&g_workloads[1], "resnet18_b8");
 		json_workload(&g_workloads[2], "transformer_block");

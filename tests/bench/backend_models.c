@@ -241,7 +241,7 @@ int bench_model_write(const struct bench_model *m, const float *input,
 	return rc;
 }
 
-int bench_model_bind(struct bench_model *m, struct gn_session *s)
+int bench_model_bind(struct bench_model *m, struct gn_session *s, int resident)
 {
 	for (int i = 0; i < m->nparams; i++) {
 		struct bench_param *p = &m->params[i];
@@ -251,6 +251,8 @@ int bench_model_bind(struct bench_model *m, struct gn_session *s)
 		if (p->t == NULL)
 			return gn_last_error_code() ? gn_last_error_code()
 						    : -ENOMEM;
+		if (resident && gn_tensor_make_resident(p->t, 1) != 0)
+			return gn_last_error_code();
 	}
 	return 0;
 }

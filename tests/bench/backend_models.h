@@ -10,7 +10,8 @@
  * loads exactly the same numbers by walking its own state_dict.
  *
  * bench_model_bind() makes the parameters Genie tensors once (borrowed, so
- * the model must outlive the session); bench_model_forward() records one
+ * the model must outlive the session), resident and pinned on the target
+ * when asked; bench_model_forward() records one
  * forward pass afresh, as a user's code would each call.
  */
 #ifndef GENIE_BENCH_BACKEND_MODELS_H
@@ -102,7 +103,7 @@ int bench_model_write(const struct bench_model *m, const float *input,
  * Make every parameter a Genie tensor of `s`, borrowing m->data. Returns 0,
  * or a negative errno with gn_last_error() set.
  */
-int bench_model_bind(struct bench_model *m, struct gn_session *s);
+int bench_model_bind(struct bench_model *m, struct gn_session *s, int resident);
 
 /*
  * Record one forward pass of `x`; returns the lazy output, or NULL with
