@@ -1,7 +1,10 @@
 /*
- * The CUDA backend: device memory from cudaMalloc, matmul through cuBLAS,
- * elementwise ops through the kernels in kernels.cu, all queued on one
- * stream per opened backend.
+ * The CUDA backend: device memory from cudaMalloc, matmul, linear and
+ * attention through cuBLAS, convolution through cuDNN, everything else
+ * through the kernels in kernels_*.cu, all queued on one stream per
+ * opened backend. This file opens and closes the device, moves bytes and
+ * dispatches nodes to the op families (cuda_elementwise.c, cuda_shape.c,
+ * cuda_linalg.c, cuda_nn.c, cuda_reduce_index.c).
  *
  * When no GPU is visible, init fails with -ENODEV and says why, and the
  * runtime falls back to the cpu backend. Otherwise it takes the first
@@ -17,6 +20,8 @@
  * staging chunks are shared by every caller of one opened backend; kernel
  * launches and cuBLAS calls need no lock, as both are safe to issue from
  * several threads onto one stream with one handle whose stream is fixed.
+ * What else is shared (scratch memory, cuDNN) has its own lock; see
+ * cuda_ctx.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +34,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backend.h"
+#include "cuda_ctx.h"
 #include "cuda_internal.h"
 #include "gn_error.h"
 #include "log.h"
@@ -37,23 +43,6 @@ GN_LOG_REGISTER(cuda)
 
 /* Each of the two staging chunks; large enough to reach full PCIe speed. */
 #define STAGING_CHUNK ((size_t)4 << 20)
-
-struct cuda_ctx {
-	int device;
-	cudaStream_t stream;
-	cublasHandle_t blas;
-	pthread_mutex_t xfer_lock;
-	/* Pinned staging: chunk i is staging + i * STAGING_CHUNK. */
-	unsigned char *staging;
-	/*
-	 * done[i] is recorded after the last copy touching chunk i; pending[i]
-	 * says it has not been waited for, so the host must wait before it
-	 * writes or reads that chunk again.
-	 */
-	cudaEvent_t done[2];
-	int pending[2];
-	char desc[768]; /* fits the longest name cudaDeviceProp holds */
-};
 
 /*
  * Turn a failed CUDA runtime call into a negative errno: -ENOMEM for an
@@ -84,8 +73,15 @@ static void cuda_fini(void *vctx)
 	/* Nothing may still be copying out of the staging chunks. */
 	if (ctx->stream != NULL)
 		(void)cudaStreamSynchronize(ctx->stream);
+	gn_cuda_dnn_fini(ctx);
 	if (ctx->blas != NULL)
 		(void)cublasDestroy(ctx->blas);
+	if (ctx->scratch != NULL)
+		(void)cudaFree(ctx->scratch);
+	if (ctx->ierr_dev != NULL)
+		(void)cudaFree(ctx->ierr_dev);
+	if (ctx->ierr_host != NULL)
+		(void)cudaFreeHost(ctx->ierr_host);
 	for (int i = 0; i < 2; i++)
 		if (ctx->done[i] != NULL)
 			(void)cudaEventDestroy(ctx->done[i]);
@@ -93,6 +89,7 @@ static void cuda_fini(void *vctx)
 		(void)cudaFreeHost(ctx->staging);
 	if (ctx->stream != NULL)
 		(void)cudaStreamDestroy(ctx->stream);
+	pthread_mutex_destroy(&ctx->work_lock);
 	pthread_mutex_destroy(&ctx->xfer_lock);
 	free(ctx);
 }
@@ -150,6 +147,7 @@ static int cuda_init(void **out)
 				    "of backend state",
 				    sizeof(*ctx));
 	pthread_mutex_init(&ctx->xfer_lock, NULL);
+	pthread_mutex_init(&ctx->work_lock, NULL);
 	ctx->device = 0;
 
 	e = cudaSetDevice(ctx->device);
@@ -203,8 +201,43 @@ static int cuda_init(void **out)
 		rc = blas_fail(s, "init", "cublasSetMathMode");
 		goto fail;
 	}
+	/* Where indexing kernels record an out-of-range index. */
+	e = cudaMalloc((void **)&ctx->ierr_dev, sizeof(*ctx->ierr_dev));
+	if (e != cudaSuccess) {
+		ctx->ierr_dev = NULL;
+		rc = cuda_fail(e, "init",
+			       "cudaMalloc of the index error record");
+		goto fail;
+	}
+	/*
+	 * On our stream, and waited for: a plain cudaMemset goes to the
+	 * legacy stream, which a non-blocking stream does not wait behind.
+	 */
+	e = cudaMemsetAsync(ctx->ierr_dev, 0, sizeof(*ctx->ierr_dev),
+			    ctx->stream);
+	if (e == cudaSuccess)
+		e = cudaStreamSynchronize(ctx->stream);
+	if (e != cudaSuccess) {
+		rc = cuda_fail(e, "init",
+			       "cudaMemset of the index error record");
+		goto fail;
+	}
+	e = cudaHostAlloc((void **)&ctx->ierr_host, sizeof(*ctx->ierr_host),
+			  cudaHostAllocDefault);
+	if (e != cudaSuccess) {
+		ctx->ierr_host = NULL;
+		rc = cuda_fail(e, "init",
+			       "cudaHostAlloc of the index error record");
+		goto fail;
+	}
+	memset(ctx->ierr_host, 0, sizeof(*ctx->ierr_host));
+	/* Without cuDNN the backend still opens; conv2d then runs on cpu. */
+	gn_cuda_dnn_init(ctx);
 	describe_device(ctx);
 	GN_LOG(INFO, cuda, "opened %s", ctx->desc);
+	if (ctx->dnn == NULL)
+		GN_LOG(WARNING, cuda, "%s; conv2d will run on the host",
+		       ctx->dnn_why);
 	*out = ctx;
 	return 0;
 
@@ -220,7 +253,7 @@ static const char *cuda_describe(void *vctx)
 	return ctx->desc;
 }
 
-static void *cuda_alloc(void *vctx, size_t size)
+void *gn_cuda_alloc(void *vctx, size_t size)
 {
 	struct cuda_ctx *ctx = vctx;
 	size_t free_b = 0, total_b = 0;
@@ -374,11 +407,48 @@ out:
 	return rc;
 }
 
+/*
+ * An indexing kernel met an index out of range since the last sync: clear
+ * the record on both sides and fail with what it says.
+ */
+static int index_error(struct cuda_ctx *ctx)
+{
+	struct gn_cuda_index_error er = *ctx->ierr_host;
+	cudaError_t e;
+
+	memset(ctx->ierr_host, 0, sizeof(*ctx->ierr_host));
+	e = cudaMemsetAsync(ctx->ierr_dev, 0, sizeof(*ctx->ierr_dev),
+			    ctx->stream);
+	if (e == cudaSuccess)
+		e = cudaStreamSynchronize(ctx->stream);
+	if (e != cudaSuccess)
+		return cuda_fail(e, "sync", "resetting the index error record");
+	return gn_error_set(-EINVAL,
+			    "cuda: %s: index %lld at position %llu is outside "
+			    "[-%lld, %lld)",
+			    gn_op_name((enum gn_op)er.op), (long long)er.index,
+			    (unsigned long long)er.pos, (long long)er.bound,
+			    (long long)er.bound);
+}
+
 static int cuda_sync(void *vctx)
 {
 	struct cuda_ctx *ctx = vctx;
-	cudaError_t e = cudaStreamSynchronize(ctx->stream);
+	int armed = __atomic_exchange_n(&ctx->ierr_armed, 0, __ATOMIC_ACQ_REL);
+	cudaError_t e = cudaSuccess;
 
+	/*
+	 * After indexing ops, bring their error record back with the rest of
+	 * the stream's work: one small copy into pinned memory, read once the
+	 * stream is done.
+	 */
+	if (armed)
+		e = cudaMemcpyAsync(ctx->ierr_host, ctx->ierr_dev,
+				    sizeof(*ctx->ierr_host),
+				    cudaMemcpyDeviceToHost, ctx->stream);
+	if (e != cudaSuccess)
+		return cuda_fail(e, "sync", "cudaMemcpyAsync of index errors");
+	e = cudaStreamSynchronize(ctx->stream);
 	/*
 	 * Errors raised inside kernels surface here. Most of them (an illegal
 	 * address, a trap) leave the CUDA context unusable until the process
@@ -389,207 +459,111 @@ static int cuda_sync(void *vctx)
 		       cudaGetErrorString(e));
 		return cuda_fail(e, "sync", "cudaStreamSynchronize");
 	}
+	if (armed && ctx->ierr_host->flag)
+		return index_error(ctx);
 	return 0;
 }
 
 /* "matmul f32[2,3], f32[3,4] -> f32[2,4]", naming a node in errors. */
-static const char *call_format(enum gn_op op,
-			       const struct gn_tensor_meta *const *im, int nin,
-			       const struct gn_tensor_meta *om, char *buf,
-			       size_t len)
+const char *gn_cuda_call_format(const struct cuda_call *c, char *buf,
+				size_t len)
 {
 	char m[96];
-	int n = snprintf(buf, len, "%s", gn_op_name(op));
+	int n = snprintf(buf, len, "%s", gn_op_name(c->op));
 
-	for (int k = 0; k < nin && n >= 0 && (size_t)n < len; k++)
+	for (int k = 0; k < c->nin && n >= 0 && (size_t)n < len; k++)
 		n += snprintf(buf + n, len - (size_t)n, "%s%s", k ? ", " : " ",
-			      gn_meta_format(im[k], m, sizeof(m)));
+			      gn_meta_format(c->im[k], m, sizeof(m)));
 	if (n >= 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, " -> %s",
-			 gn_meta_format(om, m, sizeof(m)));
+			 gn_meta_format(c->om, m, sizeof(m)));
 	return buf;
 }
 
-/*
- * Strides in elements of operand `m` seen through an output of `nd` dims
- * (numpy alignment at the trailing dim), 0 where `m` is broadcast.
- */
-static void bcast_strides(const struct gn_tensor_meta *m, int nd, int64_t *st)
+int gn_cuda_call_fail(const struct cuda_call *c, cudaError_t e,
+		      const char *step)
 {
-	int64_t s = 1;
+	int rc = e == cudaErrorMemoryAllocation ? -ENOMEM : -EIO;
+	char what[400];
 
-	for (int d = nd - 1, k = m->ndim - 1; d >= 0; d--, k--) {
-		if (k < 0 || m->shape[k] == 1) {
-			st[d] = 0;
-		} else {
-			st[d] = s;
-		}
-		if (k >= 0)
-			s *= m->shape[k];
-	}
+	return gn_error_set(rc, "cuda: %s: %s failed: %s (%s)",
+			    gn_cuda_call_format(c, what, sizeof(what)), step,
+			    cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
-/*
- * Describe a binary op over output `om` for the broadcast kernel, merging
- * each pair of neighbouring dims that both operands step through as one
- * (a contiguous pair, or a pair both broadcast): [64,128] + [64,128]
- * becomes one flat dim and [8,64,128] + [128] becomes [512,128].
- */
-static void bcast_build(const struct gn_tensor_meta *a,
-			const struct gn_tensor_meta *b,
-			const struct gn_tensor_meta *om,
-			struct gn_cuda_bcast *bc)
+int gn_cuda_blas_fail(const struct cuda_call *c, cublasStatus_t s,
+		      const char *step)
 {
-	int64_t sa[GN_MAX_DIMS], sb[GN_MAX_DIMS];
-	int nd = 0;
+	int rc = s == CUBLAS_STATUS_ALLOC_FAILED ? -ENOMEM : -EIO;
+	char what[400];
 
-	bcast_strides(a, om->ndim, sa);
-	bcast_strides(b, om->ndim, sb);
-	for (int d = 0; d < om->ndim; d++) {
-		int64_t len = om->shape[d];
-
-		/* Dims of length 1 contribute nothing to any offset. */
-		if (len == 1)
-			continue;
-		if (nd > 0 && bc->stride[0][nd - 1] == sa[d] * len &&
-		    bc->stride[1][nd - 1] == sb[d] * len) {
-			bc->shape[nd - 1] *= len;
-			bc->stride[0][nd - 1] = sa[d];
-			bc->stride[1][nd - 1] = sb[d];
-			continue;
-		}
-		bc->shape[nd] = len;
-		bc->stride[0][nd] = sa[d];
-		bc->stride[1][nd] = sb[d];
-		nd++;
-	}
-	if (nd == 0) {
-		/* A single element: one flat dim, both operands contiguous. */
-		bc->shape[0] = 1;
-		bc->stride[0][0] = 1;
-		bc->stride[1][0] = 1;
-		nd = 1;
-	}
-	bc->ndim = nd;
+	return gn_error_set(rc, "cuda: %s: %s failed: %s (%s)",
+			    gn_cuda_call_format(c, what, sizeof(what)), step,
+			    cublasGetStatusName(s), cublasGetStatusString(s));
 }
 
-static int run_add(struct cuda_ctx *ctx, const struct gn_tensor_meta *const *im,
-		   const void *const *in, const struct gn_tensor_meta *om,
-		   void *out, const char *what)
+int gn_cuda_unsupported(const struct cuda_call *c, const char *why)
 {
-	struct gn_cuda_bcast bc;
+	enum gn_dtype dt = c->nin > 0 ? c->im[0]->dtype : c->om->dtype;
+	char what[400];
+
+	return gn_error_set(-EOPNOTSUPP,
+			    "cuda: no kernel for %s on %s (%s): %s",
+			    gn_op_name(c->op), gn_dtype_name(dt),
+			    gn_cuda_call_format(c, what, sizeof(what)), why);
+}
+
+int gn_cuda_all_f32(const struct cuda_call *c)
+{
+	if (c->om->dtype != GN_DTYPE_F32)
+		return 0;
+	for (int k = 0; k < c->nin; k++)
+		if (c->im[k]->dtype != GN_DTYPE_F32)
+			return 0;
+	return 1;
+}
+
+int gn_cuda_scratch(const struct cuda_call *c, size_t size, void **p)
+{
+	struct cuda_ctx *ctx = c->ctx;
+	size_t grow;
 	cudaError_t e;
+	void *np;
 
-	bcast_build(im[0], im[1], om, &bc);
-	e = gn_cuda_add_f32(in[0], in[1], out, gn_meta_numel(om), &bc,
-			    ctx->stream);
-	return e == cudaSuccess ? 0 : cuda_fail(e, what, "add kernel launch");
-}
-
-static int run_relu(struct cuda_ctx *ctx, const void *in,
-		    const struct gn_tensor_meta *om, void *out,
-		    const char *what)
-{
-	cudaError_t e;
-
-	e = gn_cuda_relu_f32(in, out, gn_meta_numel(om), ctx->stream);
-	return e == cudaSuccess ? 0 : cuda_fail(e, what, "relu kernel launch");
-}
-
-/*
- * Matmul as numpy has it: [..., M, K] x [..., K, N] with broadcast batch
- * dims, and a 1-D operand promoted to a matrix ([K] as [1, K] on the left,
- * [K, 1] on the right) whose added dim the output lacks.
- *
- * cuBLAS is column-major, and a row-major [R, C] matrix read column-major
- * is its [C, R] transpose. So C = A B row-major is computed as
- * C^T = B^T A^T column-major: swap the operands and M with N, and no
- * transposes are needed.
- */
-static int run_matmul(struct cuda_ctx *ctx,
-		      const struct gn_tensor_meta *const *im,
-		      const void *const *in, const struct gn_tensor_meta *om,
-		      void *out, const char *what)
-{
-	const struct gn_tensor_meta *am = im[0], *bm = im[1];
-	int a1 = am->ndim == 1, b1 = bm->ndim == 1;
-	int64_t m = a1 ? 1 : am->shape[am->ndim - 2];
-	int64_t k = am->shape[am->ndim - 1];
-	int64_t n = b1 ? 1 : bm->shape[bm->ndim - 1];
-	struct gn_tensor_meta ab = *am, bb = *bm, ob = *om;
-	int64_t sa[GN_MAX_DIMS], sb[GN_MAX_DIMS], idx[GN_MAX_DIMS] = {0};
-	const float *a = in[0], *b = in[1];
-	float *c = out;
-	const float one = 1.0f, zero = 0.0f;
-	uint64_t batches, a_batches, b_batches;
-	cublasStatus_t s;
-
-	/* With nothing to sum over, the product is all zeros. */
-	if (k == 0) {
-		cudaError_t e = cudaMemsetAsync(out, 0, gn_meta_nbytes(om),
-						ctx->stream);
-
-		return e == cudaSuccess ? 0
-					: cuda_fail(e, what, "cudaMemsetAsync");
-	}
-
-	/* Batch dims: everything but the matrix dims of each. */
-	ab.ndim = a1 ? 0 : am->ndim - 2;
-	bb.ndim = b1 ? 0 : bm->ndim - 2;
-	ob.ndim = om->ndim - (a1 ? 0 : 1) - (b1 ? 0 : 1);
-	batches = gn_meta_numel(&ob);
-	a_batches = gn_meta_numel(&ab);
-	b_batches = gn_meta_numel(&bb);
-
-	if (batches == 1) {
-		s = cublasSgemm_64(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
-				   &one, b, n, a, k, &zero, c, n);
-		return s == CUBLAS_STATUS_SUCCESS
-			       ? 0
-			       : blas_fail(s, what, "cublasSgemm_64");
+	if (size <= ctx->scratch_size && ctx->scratch != NULL) {
+		*p = ctx->scratch;
+		return 0;
 	}
 	/*
-	 * When each operand either has every batch or one shared matrix, the
-	 * batches sit at a fixed stride (0 for the shared one) and one
-	 * strided-batched call does them all.
+	 * Kernels queued earlier may still read the old buffer: wait for
+	 * them before it goes. Growing by half again at least keeps a
+	 * sequence of slightly larger requests from reallocating each time.
 	 */
-	if ((a_batches == batches || a_batches == 1) &&
-	    (b_batches == batches || b_batches == 1)) {
-		s = cublasSgemmStridedBatched_64(
-			ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, b,
-			n, b_batches == 1 ? 0 : k * n, a, k,
-			a_batches == 1 ? 0 : m * k, &zero, c, n, m * n,
-			(int64_t)batches);
-		return s == CUBLAS_STATUS_SUCCESS
-			       ? 0
-			       : blas_fail(s, what,
-					   "cublasSgemmStridedBatched_64");
+	e = cudaStreamSynchronize(ctx->stream);
+	if (e != cudaSuccess)
+		return gn_cuda_call_fail(c, e,
+					 "cudaStreamSynchronize before "
+					 "growing the scratch buffer");
+	grow = ctx->scratch_size + ctx->scratch_size / 2;
+	cuda_free(ctx, ctx->scratch);
+	ctx->scratch = NULL;
+	ctx->scratch_size = 0;
+	np = grow > size ? gn_cuda_alloc(ctx, grow) : NULL;
+	if (np == NULL) {
+		grow = size;
+		np = gn_cuda_alloc(ctx, size);
 	}
+	if (np == NULL) {
+		char what[400], why[256];
 
-	/*
-	 * Mixed broadcasting ([2,1,M,K] x [1,3,K,N]): walk the output batches
-	 * as an odometer, stepping each operand by its broadcast strides, one
-	 * gemm each. All are queued on the stream; none waits.
-	 */
-	bcast_strides(&ab, ob.ndim, sa);
-	bcast_strides(&bb, ob.ndim, sb);
-	for (uint64_t t = 0, oa = 0, obb = 0; t < batches; t++) {
-		s = cublasSgemm_64(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k,
-				   &one, b + obb * (uint64_t)(k * n), n,
-				   a + oa * (uint64_t)(m * k), k, &zero,
-				   c + t * (uint64_t)(m * n), n);
-		if (s != CUBLAS_STATUS_SUCCESS)
-			return blas_fail(s, what, "cublasSgemm_64");
-		for (int d = ob.ndim - 1; d >= 0; d--) {
-			oa += (uint64_t)sa[d];
-			obb += (uint64_t)sb[d];
-			if (++idx[d] < ob.shape[d])
-				break;
-			oa -= (uint64_t)(sa[d] * ob.shape[d]);
-			obb -= (uint64_t)(sb[d] * ob.shape[d]);
-			idx[d] = 0;
-		}
+		snprintf(why, sizeof(why), "%s", gn_last_error());
+		return gn_error_set(-ENOMEM, "cuda: %s: no scratch memory: %s",
+				    gn_cuda_call_format(c, what, sizeof(what)),
+				    why);
 	}
+	ctx->scratch = np;
+	ctx->scratch_size = grow;
+	*p = np;
 	return 0;
 }
 
@@ -598,46 +572,34 @@ static int cuda_run(void *vctx, enum gn_op op, const struct gn_op_attrs *attrs,
 		    const void *const *in, int nin,
 		    const struct gn_tensor_meta *om, void *out)
 {
-	struct cuda_ctx *ctx = vctx;
-	enum gn_dtype dt = nin > 0 ? im[0]->dtype : om->dtype;
-	int f32 = om->dtype == GN_DTYPE_F32;
-	char what[400];
+	const struct cuda_call c = {vctx, op, attrs, im, in, nin, om, out};
 
-	(void)attrs;
-	for (int k = 0; k < nin; k++)
-		f32 = f32 && im[k]->dtype == GN_DTYPE_F32;
-	switch (op) {
-	case GN_OP_MATMUL:
-		if (!f32 || nin != 2)
-			break;
-		if (gn_meta_numel(om) == 0)
-			return 0; /* nothing to write */
-		return run_matmul(
-			ctx, im, in, om, out,
-			call_format(op, im, nin, om, what, sizeof(what)));
-	case GN_OP_ADD:
-		if (!f32 || nin != 2)
-			break;
-		if (gn_meta_numel(om) == 0)
-			return 0;
-		return run_add(
-			ctx, im, in, om, out,
-			call_format(op, im, nin, om, what, sizeof(what)));
-	case GN_OP_RELU:
-		if (!f32 || nin != 1)
-			break;
-		if (gn_meta_numel(om) == 0)
-			return 0;
-		return run_relu(
-			ctx, in[0], om, out,
-			call_format(op, im, nin, om, what, sizeof(what)));
+	if (gn_meta_numel(om) == 0)
+		return 0; /* nothing to write */
+	switch (gn_op_kind(op)) {
+	case GN_OP_KIND_UNARY:
+	case GN_OP_KIND_BINARY: return gn_cuda_run_elementwise(&c);
+	case GN_OP_KIND_SHAPE: return gn_cuda_run_shape(&c);
+	case GN_OP_KIND_SOURCE:
+		if (op == GN_OP_INPUT)
+			return gn_cuda_unsupported(&c,
+						   "an input has no kernel");
+		return gn_cuda_run_source(&c);
 	default: break;
 	}
-	return gn_error_set(-EOPNOTSUPP,
-			    "cuda: no kernel for %s on %s (%s); the cuda "
-			    "backend runs matmul, add and relu on f32",
-			    gn_op_name(op), gn_dtype_name(dt),
-			    call_format(op, im, nin, om, what, sizeof(what)));
+	switch (op) {
+	case GN_OP_MATMUL:
+	case GN_OP_LINEAR:
+	case GN_OP_SDPA: return gn_cuda_run_linalg(&c);
+	case GN_OP_REDUCE_SUM:
+	case GN_OP_REDUCE_MEAN:
+	case GN_OP_REDUCE_MAX:
+	case GN_OP_ARGMAX:
+	case GN_OP_EMBEDDING:
+	case GN_OP_EMBEDDING_BAG:
+	case GN_OP_GATHER: return gn_cuda_run_reduce_index(&c);
+	default: return gn_cuda_run_nn(&c);
+	}
 }
 
 static const struct gn_backend_ops cuda_backend_ops = {
@@ -645,7 +607,7 @@ static const struct gn_backend_ops cuda_backend_ops = {
 	.init = cuda_init,
 	.fini = cuda_fini,
 	.describe = cuda_describe,
-	.alloc = cuda_alloc,
+	.alloc = gn_cuda_alloc,
 	.free = cuda_free,
 	.upload = cuda_upload,
 	.download = cuda_download,
