@@ -337,7 +337,9 @@ static dnnl_primitive_attr_t new_attr(void)
 
 /*
  * The oneDNN eltwise algorithm for a unary op, with alpha and beta; 0 when
- * oneDNN has none that matches the op's definition.
+ * oneDNN has none that matches the op's definition. Left to the C kernels
+ * because oneDNN treats NaN otherwise than PyTorch and the reference: exp
+ * (exp(NaN) = inf), clip and binary max/min (NaN dropped).
  */
 static int eltwise_alg(enum gn_op op, const struct gn_op_attrs *a,
 		       dnnl_alg_kind_t *alg, float *alpha, float *beta)
@@ -357,7 +359,6 @@ static int eltwise_alg(enum gn_op op, const struct gn_op_attrs *a,
 	case GN_OP_SIGMOID: *alg = dnnl_eltwise_logistic; return 1;
 	case GN_OP_TANH: *alg = dnnl_eltwise_tanh; return 1;
 	case GN_OP_HARDSWISH: *alg = dnnl_eltwise_hardswish; return 1;
-	case GN_OP_EXP: *alg = dnnl_eltwise_exp; return 1;
 	case GN_OP_LOG: *alg = dnnl_eltwise_log; return 1;
 	case GN_OP_SQRT: *alg = dnnl_eltwise_sqrt; return 1;
 	case GN_OP_ABS: *alg = dnnl_eltwise_abs; return 1;
@@ -370,13 +371,6 @@ static int eltwise_alg(enum gn_op op, const struct gn_op_attrs *a,
 		*alpha = 1;
 		*beta = -0.5f;
 		return 1;
-	case GN_OP_CLIP:
-		if (a->nf < 2)
-			return 0;
-		*alg = dnnl_eltwise_clip_v2;
-		*alpha = a->f[0];
-		*beta = a->f[1];
-		return 1;
 	default: return 0;
 	}
 }
@@ -388,8 +382,6 @@ static int binary_alg(enum gn_op op, dnnl_alg_kind_t *alg)
 	case GN_OP_SUB: *alg = dnnl_binary_sub; return 1;
 	case GN_OP_MUL: *alg = dnnl_binary_mul; return 1;
 	case GN_OP_DIV: *alg = dnnl_binary_div; return 1;
-	case GN_OP_MAXIMUM: *alg = dnnl_binary_max; return 1;
-	case GN_OP_MINIMUM: *alg = dnnl_binary_min; return 1;
 	default: return 0;
 	}
 }
