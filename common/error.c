@@ -30,8 +30,8 @@ const char *gn_strerror(int rc)
 		       "exhausted)";
 	case EMSGSIZE: return "message exceeds the configured frame size cap";
 	case EBADMSG:
-		return "malformed message (bad frame header or protobuf that "
-		       "does not unpack)";
+		return "malformed input (a frame, protobuf, model or file "
+		       "that does not parse)";
 	case EPROTO:
 		return "protocol error (truncated frame or message out of "
 		       "sequence)";
@@ -46,7 +46,8 @@ const char *gn_strerror(int rc)
 	case EOPNOTSUPP:
 		return "operation not supported by this backend or op table";
 	case ENODEV: return "device not present";
-	case ENOENT: return "no such object (unknown name or handle)";
+	case ENOENT:
+		return "no such object (unknown file, name or handle)";
 	case EALREADY: return "already initialised";
 	case ENOSPC: return "no space left in the given buffer";
 	case ESTALE:

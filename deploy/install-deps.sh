@@ -21,10 +21,12 @@ PKGS=(
 	libssl-dev
 	libxxhash-dev
 	libdnnl-dev
+	# onnx.proto, from which the ONNX loader is generated at build time
+	libonnx-dev
 	# test-time helpers
 	# (torchvision and OpenBLAS: the benchmarks compare with a PyTorch that
 	# does not run on the reference BLAS)
-	python3 python3-numpy python3-torch python3-torchvision
+	python3 python3-numpy python3-torch python3-torchvision python3-onnx
 	libopenblas0-pthread iproute2 procps
 )
 

@@ -6,6 +6,7 @@
 #define GENIE_GENIE_H
 
 #include <genie/error.h>
+#include <genie/onnx.h>
 #include <genie/ops.h>
 #include <genie/resident.h>
 #include <genie/session.h>

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Run genie-run on every model of the zoo and compare with PyTorch.
+
+    check_zoo.py GENIE_RUN GENIE_RUNTIME ZOO_DIR
+
+Makes the zoo (make_models.py) into ZOO_DIR when it has no manifest, starts
+a genie-runtime on a free loopback port, runs every model through genie-run
+on the local target and on tcp://, and checks each output against PyTorch's
+within the manifest's tolerances (|genie - torch| <= atol + rtol * |torch|,
+elementwise). Prints one line per model and target; exits 1 on any
+mismatch or failure, 77 (skip) when torch, torchvision, onnx or numpy are
+missing.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import numpy as np
+except ImportError:
+    print("check_zoo: numpy missing; skipping")
+    sys.exit(77)
+
+
+def start_runtime(binary, workdir):
+    port_file = os.path.join(workdir, "port")
+    proc = subprocess.Popen(
+        [binary, "--listen", "tcp://127.0.0.1:0", "--port-file", port_file,
+         "--backend", "cpu"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir,
+                                                            "runtime.log"),
+                                               "w"))
+    for _ in range(200):
+        if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
+            with open(port_file) as f:
+                return proc, int(f.read().strip())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("genie-runtime did not start; see runtime.log")
+
+
+def compare(got, want, rtol, atol):
+    if got.shape != want.shape:
+        return False, "shape %s, expected %s" % (got.shape, want.shape)
+    if got.dtype != want.dtype:
+        return False, "dtype %s, expected %s" % (got.dtype, want.dtype)
+    if got.dtype.kind in "iub":
+        bad = int(np.count_nonzero(got != want))
+        return bad == 0, "%d elements differ" % bad
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    err = np.abs(g - w)
+    excess = err - (atol + rtol * np.abs(w))
+    worst = float(excess.max()) if excess.size else -1.0
+    return worst <= 0, "max abs err %.3g, max rel err %.3g" % (
+        float(err.max()) if err.size else 0.0,
+        float((err / np.maximum(np.abs(w), 1e-30)).max()) if err.size else 0)
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        return 2
+    genie_run, runtime, zoo = sys.argv[1:]
+    here = os.path.dirname(os.path.abspath(__file__))
+    manifest = os.path.join(zoo, "manifest.json")
+    if not os.path.exists(manifest):
+        r = subprocess.run([sys.executable, os.path.join(here,
+                                                         "make_models.py"),
+                            zoo])
+        if r.returncode == 77:
+            return 77
+        if r.returncode != 0:
+            print("check_zoo: make_models.py failed (%d)" % r.returncode)
+            return 1
+    with open(manifest) as f:
+        models = json.load(f)["models"]
+    failures = 0
+    work = tempfile.mkdtemp(prefix="genie-zoo-")
+    proc, port = start_runtime(runtime, work)
+    try:
+        for target in ["local", "tcp://127.0.0.1:%d" % port]:
+            for m in models:
+                name = m["name"]
+                mdir = os.path.join(zoo, name)
+                out = os.path.join(work, target.split(":")[0], name)
+                cmd = [genie_run, os.path.join(mdir, "model.onnx"),
+                       "--output-dir", out, "--target", target]
+                for i in m["inputs"]:
+                    cmd += ["--input", "%s=%s" % (
+                        i["name"], os.path.join(mdir, "inputs",
+                                                i["name"] + ".npy"))]
+                r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+                if r.returncode != 0:
+                    failures += 1
+                    print("FAIL %-16s %-6s genie-run exited %d:\n%s" % (
+                        name, target.split(":")[0], r.returncode,
+                        r.stdout[-2000:]))
+                    continue
+                notes = []
+                ok_all = True
+                for o in m["outputs"]:
+                    got = np.load(os.path.join(out, o["name"] + ".npy"))
+                    want = np.load(os.path.join(mdir, "expected",
+                                                o["name"] + ".npy"))
+                    ok, note = compare(got, want, m["tolerances"]["rtol"],
+                                       m["tolerances"]["atol"])
+                    ok_all &= ok
+                    notes.append("%s: %s" % (o["name"], note))
+                if not ok_all:
+                    failures += 1
+                print("%s %-16s %-6s %s" % ("ok  " if ok_all else "FAIL",
+                                            name, target.split(":")[0],
+                                            "; ".join(notes)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = -1
+        if rc != 0:
+            failures += 1
+            print("FAIL genie-runtime exited %d; see %s/runtime.log" % (
+                rc, work))
+    print("check_zoo: %d model runs, %d failures" % (
+        2 * len(models), failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
