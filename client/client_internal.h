@@ -48,9 +48,14 @@ struct gn_tensor {
 	uint8_t handle[GN_HANDLE_SIZE];
 };
 
-/* gn_tensor.resident: `handle` names the target's copy; it is pinned. */
+/*
+ * gn_tensor.resident: `handle` names the target's copy; it is pinned; the
+ * copy is shared by content (gn_tensor_make_resident_shared), so restoring
+ * it after an eviction attaches or uploads by content key.
+ */
 #define GN_RESIDENT_YES 1u
 #define GN_RESIDENT_PINNED 2u
+#define GN_RESIDENT_SHARED 4u
 
 /* The registry session a "local" target's resident tensors live in. */
 #define GN_LOCAL_SESSION 1
@@ -147,8 +152,10 @@ int gn_client_resident_bind_local(struct gn_tensor *t,
 
 /*
  * A plan found resident tensor `t` gone from the target: if the target no
- * longer holds it, upload it again (same pin state) under a new handle,
- * written into t->handle in place. 0 or a negative errno.
+ * longer holds it, make it resident again (same pin state; a shared one
+ * attaches to the target's shared copy when there is one, else uploads it
+ * shared) under a new handle, written into t->handle in place. 0 or a
+ * negative errno.
  */
 int gn_client_resident_restore(struct gn_tensor *t);
 

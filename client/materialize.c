@@ -302,7 +302,9 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 	 * fingerprint alone; if the runtime has let it go (ESTALE), send it
 	 * whole once more. A resident input the runtime has evicted (ENOENT)
 	 * is uploaded again from the client's copy (a few rounds at most);
-	 * its new handle is written in place, where the plan and the
+	 * a shared one attaches to the runtime's copy by content key when
+	 * another session brought it back, else is uploaded shared again.
+	 * Its new handle is written in place, where the plan and the
 	 * references point.
 	 */
 	for (whole = !plan_known(s, pbplan->fingerprint);;) {

@@ -1,7 +1,7 @@
 /*
- * Resident tensors (see genie/resident.h): UPLOAD, DOWNLOAD, FREE and PIN
- * to a remote runtime, or the same on a local session's own registry over
- * its in-process backend.
+ * Resident tensors (see genie/resident.h): UPLOAD, ATTACH, DOWNLOAD, FREE
+ * and PIN to a remote runtime, or the same on a local session's own
+ * registry over its in-process backend.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "content_key.h"
 #include "executor.h"
 #include "genie/control.pb-c.h"
 #include "genie/envelope.pb-c.h"
@@ -77,8 +78,12 @@ static int call_simple(struct gn_session *s, int type,
 	return 0;
 }
 
-/* Put the value of `t` on the target; the handle it gets goes to `h`. */
-static int upload(struct gn_tensor *t, int pin, uint8_t h[GN_HANDLE_SIZE])
+/*
+ * Put the value of `t` on the target; the handle it gets goes to `h`.
+ * With `key` (the content key of t's value) it is stored shared.
+ */
+static int upload(struct gn_tensor *t, int pin, const uint8_t *key,
+		  uint8_t h[GN_HANDLE_SIZE])
 {
 	struct gn_session *s = t->session;
 	Genie__UploadRequest req = GENIE__UPLOAD_REQUEST__INIT;
@@ -96,7 +101,10 @@ static int upload(struct gn_tensor *t, int pin, uint8_t h[GN_HANDLE_SIZE])
 		r = local_registry(s);
 		if (r == NULL)
 			return gn_last_error_code();
-		rc = gn_registry_upload(r, GN_LOCAL_SESSION, &m, t->data, h);
+		rc = key ? gn_registry_upload_shared(r, GN_LOCAL_SESSION, &m,
+						     t->data, key, h)
+			 : gn_registry_upload(r, GN_LOCAL_SESSION, &m, t->data,
+					      h);
 		if (rc == 0 && pin)
 			rc = gn_registry_pin(r, GN_LOCAL_SESSION, h, 1);
 		return rc;
@@ -104,6 +112,11 @@ static int upload(struct gn_tensor *t, int pin, uint8_t h[GN_HANDLE_SIZE])
 	gn_meta_to_pb(&m, &pm, dims);
 	req.meta = &pm;
 	req.pin = pin != 0;
+	if (key != NULL) {
+		req.shared = 1;
+		req.content_key.data = (uint8_t *)key;
+		req.content_key.len = GN_CONTENT_KEY_SIZE;
+	}
 	iov.iov_base = t->data;
 	iov.iov_len = gn_meta_nbytes(&m);
 	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_UPLOAD, &req.base,
@@ -125,6 +138,81 @@ static int upload(struct gn_tensor *t, int pin, uint8_t h[GN_HANDLE_SIZE])
 	protobuf_c_message_free_unpacked(&res->base, NULL);
 	gn_msg_release(&msg);
 	return rc;
+}
+
+/*
+ * ATTACH: a handle of this session on the shared copy of t's value the
+ * target holds under `key`. 0, -ENOENT (not cached), or another error.
+ */
+static int attach(struct gn_tensor *t, int pin, const uint8_t *key,
+		  uint8_t h[GN_HANDLE_SIZE])
+{
+	struct gn_session *s = t->session;
+	Genie__AttachRequest req = GENIE__ATTACH_REQUEST__INIT;
+	Genie__TensorMeta pm = GENIE__TENSOR_META__INIT;
+	int64_t dims[GN_MAX_DIMS];
+	Genie__AttachResult *res;
+	struct gn_tensor_meta m;
+	struct gn_registry *r;
+	struct gn_msg msg;
+	int rc;
+
+	gn_tensor_meta_of(t, &m);
+	if (s->kind == GN_TARGET_LOCAL) {
+		r = local_registry(s);
+		if (r == NULL)
+			return gn_last_error_code();
+		rc = gn_registry_attach(r, GN_LOCAL_SESSION, key, &m, h);
+		if (rc == 0 && pin)
+			rc = gn_registry_pin(r, GN_LOCAL_SESSION, h, 1);
+		return rc;
+	}
+	gn_meta_to_pb(&m, &pm, dims);
+	req.meta = &pm;
+	req.pin = pin != 0;
+	req.content_key.data = (uint8_t *)key;
+	req.content_key.len = GN_CONTENT_KEY_SIZE;
+	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_ATTACH, &req.base,
+			    NULL, 0, GENIE__MSG_TYPE__MSG_TYPE_ATTACH_RESULT,
+			    &genie__attach_result__descriptor,
+			    (ProtobufCMessage **)&res, &msg);
+	if (rc != 0) {
+		gn_client_check_conn(s, rc);
+		return rc;
+	}
+	if (res->handle.len == GN_HANDLE_SIZE)
+		memcpy(h, res->handle.data, GN_HANDLE_SIZE);
+	else
+		rc = gn_error_set(-EPROTO,
+				  "attach: runtime answered a handle of %zu "
+				  "bytes, expected %d",
+				  res->handle.len, GN_HANDLE_SIZE);
+	protobuf_c_message_free_unpacked(&res->base, NULL);
+	gn_msg_release(&msg);
+	return rc;
+}
+
+/*
+ * Make t's value resident by content: attach to the target's shared copy
+ * (`*hit` set, no bytes sent) or, when it holds none, upload it shared.
+ */
+static int share(struct gn_tensor *t, int pin, uint8_t h[GN_HANDLE_SIZE],
+		 int *hit)
+{
+	uint8_t key[GN_CONTENT_KEY_SIZE];
+	struct gn_tensor_meta m;
+	int rc;
+
+	gn_tensor_meta_of(t, &m);
+	rc = gn_content_key(&m, t->data, key);
+	if (rc != 0)
+		return rc;
+	rc = attach(t, pin, key, h);
+	*hit = rc == 0;
+	if (rc != -ENOENT)
+		return rc;
+	gn_error_clear();
+	return upload(t, pin, key, h);
 }
 
 /* PIN on the target: 0, -ENOENT, or a connection error. */
@@ -179,7 +267,7 @@ int gn_tensor_make_resident(struct gn_tensor *t, int pin)
 		if (rc != 0)
 			return rc;
 	}
-	rc = upload(t, pin, h);
+	rc = upload(t, pin, NULL, h);
 	if (rc != 0)
 		return rc;
 	memcpy(t->handle, h, GN_HANDLE_SIZE);
@@ -188,6 +276,46 @@ int gn_tensor_make_resident(struct gn_tensor *t, int pin)
 	s->stats.resident_tensors++;
 	s->stats.resident_bytes += gn_tensor_nbytes(t);
 	s->stats.resident_bytes_uploaded += gn_tensor_nbytes(t);
+	return 0;
+}
+
+int gn_tensor_make_resident_shared(struct gn_tensor *t, int pin)
+{
+	uint8_t h[GN_HANDLE_SIZE];
+	struct gn_session *s;
+	int hit, rc;
+
+	if (t == NULL)
+		return gn_error_set(-EINVAL,
+				    "make_resident_shared: NULL tensor");
+	if (t->resident & GN_RESIDENT_YES)
+		return (!(t->resident & GN_RESIDENT_PINNED)) == !pin
+			       ? 0
+			       : gn_tensor_set_pinned(t, pin);
+	s = t->session;
+	rc = check_remote(s, "make_resident_shared");
+	if (rc != 0)
+		return rc;
+	if (t->data == NULL) {
+		rc = gn_tensor_materialize(t);
+		if (rc != 0)
+			return rc;
+	}
+	rc = share(t, pin, h, &hit);
+	if (rc != 0)
+		return rc;
+	memcpy(t->handle, h, GN_HANDLE_SIZE);
+	t->has_handle = 1;
+	t->resident = GN_RESIDENT_YES | GN_RESIDENT_SHARED |
+		      (pin ? GN_RESIDENT_PINNED : 0);
+	s->stats.resident_tensors++;
+	s->stats.resident_bytes += gn_tensor_nbytes(t);
+	if (hit) {
+		s->stats.resident_attach_hits++;
+		s->stats.resident_bytes_attached += gn_tensor_nbytes(t);
+	} else {
+		s->stats.resident_bytes_uploaded += gn_tensor_nbytes(t);
+	}
 	return 0;
 }
 
@@ -359,16 +487,25 @@ int gn_client_resident_restore(struct gn_tensor *t)
 	struct gn_session *s = t->session;
 	int pin = (t->resident & GN_RESIDENT_PINNED) != 0;
 	uint8_t h[GN_HANDLE_SIZE];
-	int rc;
+	int hit = 0, rc;
 
 	/* Still there (another input was the one evicted): keep it. */
 	rc = pin_on_target(t, pin);
 	if (rc != -ENOENT)
 		return rc;
-	rc = upload(t, pin, h);
+	gn_error_clear();
+	/* A shared one may be back already (another session uploaded it):
+	 * attach first, upload only when it is not. */
+	rc = t->resident & GN_RESIDENT_SHARED ? share(t, pin, h, &hit)
+					      : upload(t, pin, NULL, h);
 	if (rc != 0)
 		return rc;
 	memcpy(t->handle, h, GN_HANDLE_SIZE);
+	if (hit) {
+		s->stats.resident_attach_hits++;
+		s->stats.resident_bytes_attached += gn_tensor_nbytes(t);
+		return 0;
+	}
 	s->stats.resident_reuploads++;
 	s->stats.resident_bytes_uploaded += gn_tensor_nbytes(t);
 	return 0;

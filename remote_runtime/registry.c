@@ -1,8 +1,12 @@
 /*
- * Tensor registry (see registry.h): an open-addressing table keyed by
- * (session, handle) plus an intrusive LRU list for eviction.
+ * Tensor registry (see registry.h): handles in an open-addressing table
+ * keyed by (session, handle); each handle references a block; blocks sit
+ * on one of two LRU lists (live: referenced or private; cached: shared
+ * with no handle), and shared blocks also in a chained table by content
+ * key.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -11,10 +15,33 @@
 #include "hash.h"
 #include "registry.h"
 
+struct entry;
+
+/* The memory behind one or more handles. */
+struct block {
+	struct gn_tensor_meta meta;
+	void *dev;
+	uint64_t bytes;
+	struct entry *handles; /* every handle on it, linked by bnext */
+	uint32_t refs;	       /* handles on it */
+	uint32_t pins;	       /* of which pinned */
+	int shared;
+	int cached; /* on the cached list: shared, no handle */
+	uint8_t key[GN_CONTENT_KEY_SIZE];
+	struct block *prev, *next; /* LRU list: head is most recent */
+	struct block *knext;	   /* key table chain (shared blocks) */
+};
+
+/* One handle of one session. */
 struct entry {
 	struct gn_reg_tensor t;
-	struct entry *prev, *next; /* LRU: head is most recent */
-	int used;		   /* 1 live, 2 deleted (tombstone) */
+	struct block *blk;
+	struct entry *bprev, *bnext; /* the block's handles */
+	int used;		     /* 1 live, 2 deleted (tombstone) */
+};
+
+struct lru {
+	struct block *head, *tail;
 };
 
 struct gn_registry {
@@ -22,13 +49,20 @@ struct gn_registry {
 	const struct gn_backend *b;
 	struct entry **slots;
 	size_t cap, n, used;
-	struct entry *head, *tail;
+	struct lru live, cached;
+	struct block **keys; /* shared blocks by content key, chained */
+	size_t kcap, kn;
 	struct gn_registry_stats st;
 };
 
-static uint64_t key_hash(uint64_t session, const uint8_t *h)
+static uint64_t slot_hash(uint64_t session, const uint8_t *h)
 {
 	return gn_hash64(h, GN_HANDLE_SIZE, session);
+}
+
+static uint64_t key_hash(const uint8_t *key)
+{
+	return gn_hash64(key, GN_CONTENT_KEY_SIZE, 0);
 }
 
 struct gn_registry *gn_registry_create(struct gn_pool *pool,
@@ -45,36 +79,264 @@ struct gn_registry *gn_registry_create(struct gn_pool *pool,
 	return r;
 }
 
-static void lru_unlink(struct gn_registry *r, struct entry *e)
+/* --- LRU lists of blocks ----------------------------------------------- */
+
+static struct lru *list_of(struct gn_registry *r, const struct block *b)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		r->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		r->tail = e->prev;
-	e->prev = e->next = NULL;
+	return b->cached ? &r->cached : &r->live;
 }
 
-static void lru_front(struct gn_registry *r, struct entry *e)
+static void lru_unlink(struct gn_registry *r, struct block *b)
 {
-	e->next = r->head;
-	e->prev = NULL;
-	if (r->head)
-		r->head->prev = e;
-	r->head = e;
-	if (r->tail == NULL)
-		r->tail = e;
+	struct lru *l = list_of(r, b);
+
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		l->head = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	else
+		l->tail = b->prev;
+	b->prev = b->next = NULL;
 }
+
+static void lru_front(struct gn_registry *r, struct block *b)
+{
+	struct lru *l = list_of(r, b);
+
+	b->next = l->head;
+	b->prev = NULL;
+	if (l->head)
+		l->head->prev = b;
+	l->head = b;
+	if (l->tail == NULL)
+		l->tail = b;
+}
+
+/* Move `b` to the front of the list `cached` names. */
+static void lru_move(struct gn_registry *r, struct block *b, int cached)
+{
+	lru_unlink(r, b);
+	if (cached && !b->cached)
+		r->st.shared_cached++;
+	else if (!cached && b->cached)
+		r->st.shared_cached--;
+	b->cached = cached;
+	lru_front(r, b);
+}
+
+/* --- the content-key table ---------------------------------------------- */
+
+static struct block *key_find(const struct gn_registry *r, const uint8_t *key)
+{
+	if (r->kcap == 0)
+		return NULL;
+	for (struct block *b = r->keys[key_hash(key) & (r->kcap - 1)]; b;
+	     b = b->knext)
+		if (memcmp(b->key, key, GN_CONTENT_KEY_SIZE) == 0)
+			return b;
+	return NULL;
+}
+
+static int key_insert(struct gn_registry *r, struct block *b)
+{
+	size_t i;
+
+	if (r->kn + 1 > r->kcap) {
+		size_t cap = r->kcap ? r->kcap * 2 : 64;
+		struct block **nk = calloc(cap, sizeof(*nk));
+
+		if (nk == NULL)
+			return gn_error_set(-ENOMEM, "registry: out of memory");
+		for (i = 0; i < r->kcap; i++)
+			while (r->keys[i]) {
+				struct block *m = r->keys[i];
+				size_t j = key_hash(m->key) & (cap - 1);
+
+				r->keys[i] = m->knext;
+				m->knext = nk[j];
+				nk[j] = m;
+			}
+		free(r->keys);
+		r->keys = nk;
+		r->kcap = cap;
+	}
+	i = key_hash(b->key) & (r->kcap - 1);
+	b->knext = r->keys[i];
+	r->keys[i] = b;
+	r->kn++;
+	return 0;
+}
+
+static void key_remove(struct gn_registry *r, struct block *b)
+{
+	struct block **p = &r->keys[key_hash(b->key) & (r->kcap - 1)];
+
+	while (*p != b)
+		p = &(*p)->knext;
+	*p = b->knext;
+	r->kn--;
+}
+
+/* --- blocks --------------------------------------------------------------- */
+
+/*
+ * The backend may keep forms derived from a block's bytes (they stay put
+ * until freed); tell it before the memory goes back to the pool.
+ */
+static void release_dev(struct gn_registry *r, void *dev)
+{
+	if (r->b->ops->forget != NULL)
+		r->b->ops->forget(r->b->ctx, dev);
+	gn_pool_free(r->pool, dev);
+}
+
+/* Free a block that no handle references any more. */
+static void block_free(struct gn_registry *r, struct block *b)
+{
+	lru_unlink(r, b);
+	if (b->shared) {
+		key_remove(r, b);
+		r->st.shared_blocks--;
+		r->st.shared_bytes -= b->bytes;
+		if (b->cached)
+			r->st.shared_cached--;
+	}
+	release_dev(r, b->dev);
+	r->st.bytes -= b->bytes;
+	free(b);
+}
+
+/* Unlink a handle from the table and its block; the block is untouched. */
+static void entry_unlink(struct gn_registry *r, struct entry *e)
+{
+	struct block *b = e->blk;
+
+	if (e->bprev)
+		e->bprev->bnext = e->bnext;
+	else
+		b->handles = e->bnext;
+	if (e->bnext)
+		e->bnext->bprev = e->bprev;
+	b->refs--;
+	if (e->t.pinned)
+		b->pins--;
+	if (b->shared)
+		r->st.shared_refs--;
+	e->blk = NULL;
+	e->used = 2; /* a tombstone until the next rehash */
+	r->st.tensors--;
+	r->n--;
+}
+
+/* Drop a handle: a private block goes, a shared one may stay cached. */
+static void entry_drop(struct gn_registry *r, struct entry *e)
+{
+	struct block *b = e->blk;
+
+	entry_unlink(r, e);
+	if (b->refs > 0)
+		return;
+	if (b->shared)
+		lru_move(r, b, 1);
+	else
+		block_free(r, b);
+}
+
+/* Evict a block: every handle on it goes too. */
+static void block_evict(struct gn_registry *r, struct block *b)
+{
+	while (b->handles)
+		entry_unlink(r, b->handles);
+	r->st.evictions++;
+	block_free(r, b);
+}
+
+/*
+ * The block to evict next: the least recently used cached one, else the
+ * least recently used unpinned referenced one; never one of `keep`.
+ */
+static struct block *victim(struct gn_registry *r, const void *const *keep,
+			    size_t nkeep)
+{
+	struct block *lists[2] = {r->cached.tail, r->live.tail};
+
+	for (int l = 0; l < 2; l++)
+		for (struct block *b = lists[l]; b != NULL; b = b->prev) {
+			size_t k;
+
+			if (b->pins > 0)
+				continue;
+			for (k = 0; k < nkeep && keep[k] != b->dev; k++)
+				;
+			if (k == nkeep)
+				return b;
+		}
+	return NULL;
+}
+
+/*
+ * Evict until `need` bytes fit. A request larger than the pool's whole
+ * limit can never fit: it evicts nothing and fails with the pool's words.
+ */
+static void *alloc_evicting(struct gn_registry *r, uint64_t need)
+{
+	void *dev = gn_pool_alloc(r->pool, need);
+	struct gn_pool_stats ps;
+	struct block *b;
+
+	gn_pool_get_stats(r->pool, &ps);
+	if (dev == NULL && ps.limit_bytes != 0 && need > ps.limit_bytes)
+		return NULL;
+	while (dev == NULL && (b = victim(r, NULL, 0)) != NULL) {
+		block_evict(r, b);
+		dev = gn_pool_alloc(r->pool, need);
+	}
+	return dev;
+}
+
+/* A new block holding a copy of `host`, on the live list. */
+static struct block *block_new(struct gn_registry *r,
+			       const struct gn_tensor_meta *meta,
+			       const void *host)
+{
+	uint64_t bytes = gn_meta_nbytes(meta);
+	struct block *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (b == NULL) {
+		gn_error_set(-ENOMEM, "registry: out of memory");
+		return NULL;
+	}
+	b->dev = alloc_evicting(r, bytes ? bytes : 1);
+	if (b->dev == NULL) {
+		free(b);
+		return NULL;
+	}
+	if (bytes) {
+		rc = r->b->ops->upload(r->b->ctx, b->dev, host, bytes);
+		if (rc != 0) {
+			release_dev(r, b->dev);
+			free(b);
+			return NULL;
+		}
+	}
+	b->meta = *meta;
+	b->bytes = bytes;
+	lru_front(r, b);
+	r->st.bytes += bytes;
+	return b;
+}
+
+/* --- handles -------------------------------------------------------------- */
 
 static size_t find_slot(const struct gn_registry *r, uint64_t session,
 			const uint8_t *h)
 {
 	if (r->cap == 0)
 		return SIZE_MAX;
-	for (size_t i = key_hash(session, h) & (r->cap - 1); r->slots[i];
+	for (size_t i = slot_hash(session, h) & (r->cap - 1); r->slots[i];
 	     i = (i + 1) & (r->cap - 1)) {
 		struct entry *e = r->slots[i];
 
@@ -102,8 +364,8 @@ static int rehash(struct gn_registry *r, size_t cap)
 			free(e); /* tombstones end here */
 			continue;
 		}
-		for (j = key_hash(e->t.session, e->t.handle) & (cap - 1); ns[j];
-		     j = (j + 1) & (cap - 1))
+		for (j = slot_hash(e->t.session, e->t.handle) & (cap - 1);
+		     ns[j]; j = (j + 1) & (cap - 1))
 			;
 		ns[j] = e;
 	}
@@ -114,111 +376,150 @@ static int rehash(struct gn_registry *r, size_t cap)
 	return 0;
 }
 
-static int grow(struct gn_registry *r)
+/* Room in the handle table for one more; done before any block is made. */
+static int reserve_slot(struct gn_registry *r)
 {
+	if ((r->used + 1) * 2 <= r->cap)
+		return 0;
 	return rehash(r, r->cap ? r->cap * 2 : 64);
 }
 
-/*
- * The backend may keep forms derived from a registry tensor's bytes (they
- * stay put until freed); tell it before the block goes back to the pool.
- */
-static void release_block(struct gn_registry *r, void *dev)
+/* A new entry with a fresh random handle, not yet in the table. */
+static struct entry *entry_new(void)
 {
-	if (r->b->ops->forget != NULL)
-		r->b->ops->forget(r->b->ctx, dev);
-	gn_pool_free(r->pool, dev);
-}
+	struct entry *e = calloc(1, sizeof(*e));
 
-/* Drop an entry: memory back to the pool, slot becomes a tombstone. */
-static void drop(struct gn_registry *r, struct entry *e)
-{
-	lru_unlink(r, e);
-	release_block(r, e->t.dev);
-	r->st.bytes -= e->t.bytes;
-	r->st.tensors--;
-	r->n--;
-	e->used = 2;
-}
-
-/*
- * Evict least recently used unpinned tensors until `need` bytes fit. A
- * request larger than the pool's whole limit can never fit: it evicts
- * nothing and fails with the pool's words.
- */
-static void *alloc_evicting(struct gn_registry *r, uint64_t need)
-{
-	void *dev = gn_pool_alloc(r->pool, need);
-	struct entry *e = r->tail;
-	struct gn_pool_stats ps;
-
-	gn_pool_get_stats(r->pool, &ps);
-	if (dev == NULL && ps.limit_bytes != 0 && need > ps.limit_bytes)
+	if (e == NULL) {
+		gn_error_set(-ENOMEM, "registry: out of memory");
 		return NULL;
-
-	while (dev == NULL && e != NULL) {
-		struct entry *prev = e->prev;
-
-		if (!e->t.pinned) {
-			drop(r, e);
-			r->st.evictions++;
-			dev = gn_pool_alloc(r->pool, need);
-		}
-		e = prev;
 	}
-	return dev;
+	if (getrandom(e->t.handle, GN_HANDLE_SIZE, 0) != GN_HANDLE_SIZE) {
+		free(e);
+		gn_error_set(-EIO, "registry: getrandom failed");
+		return NULL;
+	}
+	return e;
+}
+
+/* Put `e` in the table as `session`'s handle on `b` (after reserve_slot). */
+static void entry_add(struct gn_registry *r, struct entry *e, uint64_t session,
+		      struct block *b, uint8_t handle[GN_HANDLE_SIZE])
+{
+	size_t i;
+
+	e->t.session = session;
+	e->t.meta = b->meta;
+	e->t.dev = b->dev;
+	e->t.bytes = b->bytes;
+	e->t.shared = b->shared;
+	e->blk = b;
+	e->used = 1;
+	e->bnext = b->handles;
+	if (b->handles)
+		b->handles->bprev = e;
+	b->handles = e;
+	b->refs++;
+	if (b->shared)
+		r->st.shared_refs++;
+	lru_move(r, b, 0); /* live now, and just used */
+	for (i = slot_hash(session, e->t.handle) & (r->cap - 1); r->slots[i];
+	     i = (i + 1) & (r->cap - 1))
+		;
+	r->slots[i] = e;
+	r->used++;
+	r->n++;
+	r->st.tensors++;
+	memcpy(handle, e->t.handle, GN_HANDLE_SIZE);
+}
+
+/* Store `host` in a new block (private, or shared under `key`). */
+static int upload(struct gn_registry *r, uint64_t session,
+		  const struct gn_tensor_meta *meta, const void *host,
+		  const uint8_t *key, uint8_t handle[GN_HANDLE_SIZE])
+{
+	struct block *b = NULL;
+	struct entry *e;
+	int rc;
+
+	rc = gn_meta_check(meta, "registry upload");
+	if (rc != 0)
+		return rc;
+	if (key != NULL && (b = key_find(r, key)) != NULL &&
+	    !gn_meta_equal(&b->meta, meta))
+		return gn_error_set(-EINVAL,
+				    "registry upload: content key already "
+				    "names a tensor of another meta");
+	rc = reserve_slot(r);
+	if (rc != 0)
+		return rc;
+	e = entry_new();
+	if (e == NULL)
+		return gn_last_error_code();
+	if (b == NULL) {
+		/* Made before it joins the key table: evicting for it cannot
+		 * remove what is not there yet. */
+		b = block_new(r, meta, host);
+		if (b == NULL) {
+			free(e);
+			return gn_last_error_code();
+		}
+		if (key != NULL) {
+			memcpy(b->key, key, GN_CONTENT_KEY_SIZE);
+			rc = key_insert(r, b);
+			if (rc != 0) {
+				free(e);
+				block_free(r, b);
+				return rc;
+			}
+			b->shared = 1;
+			r->st.shared_blocks++;
+			r->st.shared_bytes += b->bytes;
+		}
+	}
+	entry_add(r, e, session, b, handle);
+	r->st.uploads++;
+	return 0;
 }
 
 int gn_registry_upload(struct gn_registry *r, uint64_t session,
 		       const struct gn_tensor_meta *meta, const void *host,
 		       uint8_t handle[GN_HANDLE_SIZE])
 {
-	uint64_t bytes;
+	return upload(r, session, meta, host, NULL, handle);
+}
+
+int gn_registry_upload_shared(struct gn_registry *r, uint64_t session,
+			      const struct gn_tensor_meta *meta,
+			      const void *host,
+			      const uint8_t key[GN_CONTENT_KEY_SIZE],
+			      uint8_t handle[GN_HANDLE_SIZE])
+{
+	return upload(r, session, meta, host, key, handle);
+}
+
+int gn_registry_attach(struct gn_registry *r, uint64_t session,
+		       const uint8_t key[GN_CONTENT_KEY_SIZE],
+		       const struct gn_tensor_meta *meta,
+		       uint8_t handle[GN_HANDLE_SIZE])
+{
+	struct block *b = key_find(r, key);
 	struct entry *e;
-	size_t i;
 	int rc;
 
-	rc = gn_meta_check(meta, "registry upload");
+	if (b == NULL || !gn_meta_equal(&b->meta, meta)) {
+		r->st.attach_misses++;
+		return gn_error_set(-ENOENT,
+				    "registry: no shared tensor with that "
+				    "content key and meta (not cached)");
+	}
+	rc = reserve_slot(r);
 	if (rc != 0)
 		return rc;
-	bytes = gn_meta_nbytes(meta);
-	if ((r->used + 1) * 2 > r->cap && (rc = grow(r)) != 0)
-		return rc;
-	e = calloc(1, sizeof(*e));
+	e = entry_new();
 	if (e == NULL)
-		return gn_error_set(-ENOMEM, "registry: out of memory");
-	if (getrandom(e->t.handle, GN_HANDLE_SIZE, 0) != GN_HANDLE_SIZE) {
-		free(e);
-		return gn_error_set(-EIO, "registry: getrandom failed");
-	}
-	e->t.dev = alloc_evicting(r, bytes ? bytes : 1);
-	if (e->t.dev == NULL) {
-		free(e);
 		return gn_last_error_code();
-	}
-	if (bytes) {
-		rc = r->b->ops->upload(r->b->ctx, e->t.dev, host, bytes);
-		if (rc != 0) {
-			release_block(r, e->t.dev);
-			free(e);
-			return rc;
-		}
-	}
-	e->t.session = session;
-	e->t.meta = *meta;
-	e->t.bytes = bytes;
-	e->used = 1;
-	for (i = key_hash(session, e->t.handle) & (r->cap - 1); r->slots[i];
-	     i = (i + 1) & (r->cap - 1))
-		;
-	r->slots[i] = e;
-	r->used++;
-	r->n++;
-	lru_front(r, e);
-	r->st.tensors++;
-	r->st.bytes += bytes;
-	r->st.uploads++;
-	memcpy(handle, e->t.handle, GN_HANDLE_SIZE);
+	entry_add(r, e, session, b, handle);
+	r->st.attach_hits++;
 	return 0;
 }
 
@@ -238,8 +539,7 @@ struct gn_reg_tensor *gn_registry_get(struct gn_registry *r, uint64_t session,
 		return NULL;
 	}
 	e = r->slots[i];
-	lru_unlink(r, e);
-	lru_front(r, e);
+	lru_move(r, e->blk, 0);
 	return &e->t;
 }
 
@@ -270,7 +570,7 @@ int gn_registry_free(struct gn_registry *r, uint64_t session,
 				    "registry: no tensor with that "
 				    "handle in session %llu",
 				    (unsigned long long)session);
-	drop(r, r->slots[i]);
+	entry_drop(r, r->slots[i]);
 	return 0;
 }
 
@@ -278,30 +578,29 @@ int gn_registry_pin(struct gn_registry *r, uint64_t session,
 		    const uint8_t handle[GN_HANDLE_SIZE], int pinned)
 {
 	struct gn_reg_tensor *t = gn_registry_get(r, session, handle);
+	struct entry *e;
 
 	if (t == NULL)
 		return -ENOENT;
-	t->pinned = pinned != 0;
+	e = (struct entry *)((char *)t - offsetof(struct entry, t));
+	pinned = pinned != 0;
+	if (pinned && !t->pinned)
+		e->blk->pins++;
+	else if (!pinned && t->pinned)
+		e->blk->pins--;
+	t->pinned = pinned;
 	return 0;
 }
 
 int gn_registry_evict_one(struct gn_registry *r, const void *const *keep,
 			  size_t nkeep)
 {
-	for (struct entry *e = r->tail; e != NULL; e = e->prev) {
-		size_t k;
+	struct block *b = victim(r, keep, nkeep);
 
-		if (e->t.pinned)
-			continue;
-		for (k = 0; k < nkeep && keep[k] != e->t.dev; k++)
-			;
-		if (k < nkeep)
-			continue;
-		drop(r, e);
-		r->st.evictions++;
-		return 0;
-	}
-	return -ENOENT;
+	if (b == NULL)
+		return -ENOENT;
+	block_evict(r, b);
+	return 0;
 }
 
 uint32_t gn_registry_end_session(struct gn_registry *r, uint64_t session)
@@ -312,7 +611,7 @@ uint32_t gn_registry_end_session(struct gn_registry *r, uint64_t session)
 		struct entry *e = r->slots[i];
 
 		if (e && e->used == 1 && e->t.session == session) {
-			drop(r, e);
+			entry_drop(r, e);
 			n++;
 		}
 	}
@@ -322,6 +621,17 @@ uint32_t gn_registry_end_session(struct gn_registry *r, uint64_t session)
 	return n;
 }
 
+static void free_list(struct gn_registry *r, struct block *b)
+{
+	while (b != NULL) {
+		struct block *next = b->next;
+
+		release_dev(r, b->dev);
+		free(b);
+		b = next;
+	}
+}
+
 void gn_registry_destroy(struct gn_registry **rp)
 {
 	struct gn_registry *r;
@@ -329,16 +639,12 @@ void gn_registry_destroy(struct gn_registry **rp)
 	if (rp == NULL || *rp == NULL)
 		return;
 	r = *rp;
-	for (size_t i = 0; i < r->cap; i++) {
-		struct entry *e = r->slots[i];
-
-		if (e == NULL)
-			continue;
-		if (e->used == 1)
-			release_block(r, e->t.dev);
-		free(e);
-	}
+	for (size_t i = 0; i < r->cap; i++)
+		free(r->slots[i]);
+	free_list(r, r->live.head);
+	free_list(r, r->cached.head);
 	free(r->slots);
+	free(r->keys);
 	free(r);
 	*rp = NULL;
 }

@@ -251,6 +251,13 @@ static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
 	t.exec_queue_depth = gn_worker_depth(s->worker);
 	t.tensor_requests_total = atomic_load(&s->tensor_requests);
 	t.tensor_errors_total = atomic_load(&s->tensor_errors);
+	t.registry_shared_blocks = rs.shared_blocks;
+	t.registry_shared_bytes = rs.shared_bytes;
+	t.registry_shared_references = rs.shared_refs;
+	t.registry_shared_cached_blocks = rs.shared_cached;
+	t.registry_attach_hits_total = rs.attach_hits;
+	t.registry_attach_misses_total = rs.attach_misses;
+	t.registry_hash_mismatches_total = atomic_load(&s->hash_mismatches);
 	return gn_server_send(cs, GENIE__MSG_TYPE__MSG_TYPE_TELEMETRY,
 			      env->request_id, &t.base, NULL, 0);
 }
@@ -295,6 +302,9 @@ static int dispatch(struct conn_slot *cs, const struct gn_msg *msg)
 		break;
 	case GENIE__MSG_TYPE__MSG_TYPE_UPLOAD:
 		rc = gn_server_handle_upload(cs, env, msg);
+		break;
+	case GENIE__MSG_TYPE__MSG_TYPE_ATTACH:
+		rc = gn_server_handle_attach(cs, env);
 		break;
 	case GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD:
 		rc = gn_server_handle_download(cs, env);

@@ -63,7 +63,7 @@ struct gn_server {
 	struct gn_pool_stats pool_snap;
 	atomic_uint_fast64_t connections, plans, plan_errors, bytes_in,
 		bytes_out, exec_ns, cache_hits, cache_misses, tensor_requests,
-		tensor_errors;
+		tensor_errors, hash_mismatches;
 };
 
 /* Pack and send one reply; a failed send closes the connection. */
@@ -84,16 +84,23 @@ int gn_server_handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 			  const struct gn_msg *msg);
 int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
 			    const struct gn_msg *msg);
+int gn_server_handle_attach(struct conn_slot *cs, const Genie__Envelope *env);
 int gn_server_handle_download(struct conn_slot *cs, const Genie__Envelope *env);
 int gn_server_handle_free(struct conn_slot *cs, const Genie__Envelope *env);
 int gn_server_handle_pin(struct conn_slot *cs, const Genie__Envelope *env);
 
-/* Free every registry tensor of the connection's session (on the worker). */
+/* Drop every registry handle of the connection's session (on the worker). */
 void gn_server_end_session(struct conn_slot *cs);
 
 /* The one wording for a handle the session does not hold. */
 #define GN_SERVER_NO_TENSOR                                            \
 	"no tensor with that handle in this session (unknown, freed, " \
 	"evicted or another session's)"
+
+/* The one wording for an ATTACH whose content the runtime does not hold. */
+#define GN_SERVER_NOT_CACHED                                               \
+	"attach: no shared tensor with that content key and meta on this " \
+	"runtime (not cached: never uploaded, or evicted); upload it "     \
+	"shared"
 
 #endif /* GN_RUNTIME_SERVER_INTERNAL_H */

@@ -1,10 +1,15 @@
 /*
- * The tensor registry over the wire: UPLOAD, DOWNLOAD, FREE and PIN.
+ * The tensor registry over the wire: UPLOAD, ATTACH, DOWNLOAD, FREE and
+ * PIN.
  *
  * Each connection is one session; its handles mean nothing on any other
  * connection, which gets the same -ENOENT and the same words as for a
- * handle never issued. The registry work runs on the worker thread; this
- * file decodes, checks and replies on the connection's thread.
+ * handle never issued. A shared upload's content key is recomputed from
+ * the received bytes here, on the connection's thread (hashing a large
+ * weight must not hold up the executor), and a mismatch is refused, so the
+ * registry only ever sees keys that name their bytes. The registry work
+ * runs on the worker thread; this file decodes, checks and replies on the
+ * connection's thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,10 +27,11 @@ struct tensor_job {
 	struct gn_job job;
 	struct gn_server *srv;
 	uint64_t session;
-	const uint8_t *handle; /* in: FREE, PIN, DOWNLOAD; out: UPLOAD */
-	uint8_t new_handle[GN_HANDLE_SIZE];
-	struct gn_tensor_meta meta; /* in: UPLOAD; out: DOWNLOAD */
+	const uint8_t *handle;		    /* in: FREE, PIN, DOWNLOAD */
+	uint8_t new_handle[GN_HANDLE_SIZE]; /* out: UPLOAD, ATTACH */
+	struct gn_tensor_meta meta; /* in: UPLOAD, ATTACH; out: DOWNLOAD */
 	const void *bytes;	    /* UPLOAD */
+	const uint8_t *key;	    /* shared UPLOAD (checked), ATTACH */
 	int pin;
 	void *out; /* DOWNLOAD: malloc'd copy of the value */
 	uint64_t out_len;
@@ -45,8 +51,11 @@ static int run_upload(struct gn_job *job)
 	char ms[96], why[400];
 	int rc;
 
-	rc = gn_registry_upload(r, tj->session, &tj->meta, tj->bytes,
-				tj->new_handle);
+	rc = tj->key ? gn_registry_upload_shared(r, tj->session, &tj->meta,
+						 tj->bytes, tj->key,
+						 tj->new_handle)
+		     : gn_registry_upload(r, tj->session, &tj->meta, tj->bytes,
+					  tj->new_handle);
 	if (rc != 0) {
 		snprintf(why, sizeof(why), "%s", gn_last_error());
 		return gn_error_set(
@@ -54,6 +63,23 @@ static int run_upload(struct gn_job *job)
 			gn_meta_format(&tj->meta, ms, sizeof(ms)),
 			(unsigned long long)gn_meta_nbytes(&tj->meta), why);
 	}
+	if (tj->pin)
+		gn_registry_pin(r, tj->session, tj->new_handle, 1);
+	return 0;
+}
+
+static int run_attach(struct gn_job *job)
+{
+	struct tensor_job *tj = (struct tensor_job *)job;
+	struct gn_registry *r = tj->srv->registry;
+	int rc;
+
+	rc = gn_registry_attach(r, tj->session, tj->key, &tj->meta,
+				tj->new_handle);
+	if (rc == -ENOENT)
+		return gn_error_set(-ENOENT, GN_SERVER_NOT_CACHED);
+	if (rc != 0)
+		return rc;
 	if (tj->pin)
 		gn_registry_pin(r, tj->session, tj->new_handle, 1);
 	return 0;
@@ -109,7 +135,7 @@ static int run_end_session(struct gn_job *job)
 	uint32_t n = gn_registry_end_session(tj->srv->registry, tj->session);
 
 	if (n > 0)
-		GN_LOG(INFO, runtime, "session %llu ended: %u tensors freed",
+		GN_LOG(INFO, runtime, "session %llu ended: %u handles dropped",
 		       (unsigned long long)tj->session, n);
 	return 0;
 }
@@ -121,6 +147,17 @@ static int refuse(struct conn_slot *cs, uint64_t req_id, int rc)
 	GN_LOG(NOTICE, runtime, "%s: request %llu refused: %s", cs->conn->peer,
 	       (unsigned long long)req_id, gn_last_error());
 	return gn_server_send_error(cs, req_id, rc, gn_last_error());
+}
+
+/* A content key field must be exactly GN_CONTENT_KEY_SIZE bytes. */
+static int check_key(const ProtobufCBinaryData *k, const char *what)
+{
+	if (k->len != GN_CONTENT_KEY_SIZE)
+		return gn_error_set(-EINVAL,
+				    "%s: content key of %zu bytes, expected %d "
+				    "(SHA-256)",
+				    what, k->len, GN_CONTENT_KEY_SIZE);
+	return 0;
 }
 
 /* A handle field must be exactly GN_HANDLE_SIZE bytes. */
@@ -170,6 +207,25 @@ int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
 	}
 	tj.bytes = msg->payload;
 	tj.pin = req->pin;
+	if (req->shared) {
+		rc = check_key(&req->content_key, "upload");
+		if (rc != 0)
+			goto refused;
+		rc = gn_content_key_check(&tj.meta, msg->payload,
+					  req->content_key.data, "upload");
+		if (rc != 0) {
+			if (rc == -EINVAL)
+				atomic_fetch_add(&cs->srv->hash_mismatches, 1);
+			goto refused;
+		}
+		tj.key = req->content_key.data;
+	} else if (req->content_key.len != 0) {
+		rc = gn_error_set(-EINVAL,
+				  "upload: content key of %zu bytes on an "
+				  "upload without `shared`; expected none",
+				  req->content_key.len);
+		goto refused;
+	}
 	rc = gn_worker_call(cs->srv->worker, &tj.job);
 	if (rc != 0)
 		goto refused;
@@ -178,6 +234,58 @@ int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
 	res.handle.len = GN_HANDLE_SIZE;
 	res.bytes = gn_meta_nbytes(&tj.meta);
 	return gn_server_send(cs, GENIE__MSG_TYPE__MSG_TYPE_UPLOAD_RESULT,
+			      env->request_id, &res.base, NULL, 0);
+
+refused:
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return refuse(cs, env->request_id, rc);
+}
+
+int gn_server_handle_attach(struct conn_slot *cs, const Genie__Envelope *env)
+{
+	struct tensor_job tj = {.job.run = run_attach,
+				.srv = cs->srv,
+				.session = cs->session,
+				.what = "attach"};
+	Genie__AttachResult res = GENIE__ATTACH_RESULT__INIT;
+	Genie__AttachRequest *req;
+	int rc;
+
+	atomic_fetch_add(&cs->srv->tensor_requests, 1);
+	req = (Genie__AttachRequest *)gn_pb_unpack(
+		&genie__attach_request__descriptor, env->body.data,
+		env->body.len, cs->conn->limits.max_envelope);
+	if (req == NULL)
+		return refuse(cs, env->request_id, gn_last_error_code());
+	rc = check_key(&req->content_key, "attach");
+	if (rc != 0)
+		goto refused;
+	if (req->meta == NULL) {
+		rc = gn_error_set(-EINVAL,
+				  "attach: request without a tensor meta");
+		goto refused;
+	}
+	rc = gn_meta_from_pb(req->meta, &tj.meta, "attach");
+	if (rc != 0)
+		goto refused;
+	tj.key = req->content_key.data;
+	tj.pin = req->pin;
+	rc = gn_worker_call(cs->srv->worker, &tj.job);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	if (rc == -ENOENT) {
+		/* Not cached: the expected answer to a first load, not a
+		 * fault; the client uploads next. */
+		GN_LOG(DEBUG, runtime, "%s: request %llu: %s", cs->conn->peer,
+		       (unsigned long long)env->request_id, gn_last_error());
+		return gn_server_send_error(cs, env->request_id, rc,
+					    gn_last_error());
+	}
+	if (rc != 0)
+		return refuse(cs, env->request_id, rc);
+	res.handle.data = tj.new_handle;
+	res.handle.len = GN_HANDLE_SIZE;
+	res.bytes = gn_meta_nbytes(&tj.meta);
+	return gn_server_send(cs, GENIE__MSG_TYPE__MSG_TYPE_ATTACH_RESULT,
 			      env->request_id, &res.base, NULL, 0);
 
 refused:

@@ -474,7 +474,7 @@ static int model_index(struct gn_model *m)
 		 * constants, mostly) when a plan first reads one, if ever.
 		 */
 		if (m->resident && gn_tensor_nbytes(v->t) >= GN_ONNX_EAGER &&
-		    gn_tensor_make_resident(v->t, 0) != 0)
+		    gn_tensor_make_resident_shared(v->t, 0) != 0)
 			return gn_last_error_code();
 	}
 	for (size_t i = 0; i < g->n_input; i++) {
@@ -754,7 +754,7 @@ struct gn_tensor *gn_onnx_lazy(struct gn_onnx_ctx *c, int k)
 						   GN_TENSOR_COPY);
 		if (v->t != NULL && v->is_init && c->m->resident &&
 		    !gn_tensor_is_resident(v->t) && gn_tensor_nbytes(v->t) &&
-		    gn_tensor_make_resident(v->t, 0) != 0)
+		    gn_tensor_make_resident_shared(v->t, 0) != 0)
 			return NULL;
 		return v->t;
 	}

@@ -7,6 +7,10 @@
  * with a clear -ENOMEM and keeps serving; 10,000 sessions that upload
  * leave nothing behind; concurrent clients share the executor thread; and
  * SIGTERM drains in-flight work and exits cleanly (no leaks under ASan).
+ * Shared (content-addressed) residency: a second session, and one after
+ * every other has left, attaches to a weight without sending it; a forged
+ * content key is refused; cached shared blocks are evicted first and
+ * pinned ones never; 2,000 sessions leave no reference behind.
  *
  *   registry_tcp_test PATH/TO/genie-runtime
  */
@@ -29,6 +33,7 @@
 #include <genie/genie.h>
 
 #include "client_internal.h"
+#include "content_key.h"
 #include "frame.h"
 #include "genie/control.pb-c.h"
 #include "genie/envelope.pb-c.h"
@@ -752,6 +757,453 @@ static void test_many_sessions_leave_nothing(void **state)
 	assert_int_equal(runtime_stop(&rp), 0);
 }
 
+/* --- shared (content-addressed) resident tensors ---------------------- */
+
+/* The bytes a session has sent so far. */
+static uint64_t sent_by(struct gn_session *s)
+{
+	struct gn_session_stats st;
+
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	return st.bytes_sent;
+}
+
+/* make_resident_shared(t, pin), returning the bytes it sent. */
+static uint64_t share_sent(struct gn_tensor *t, int pin)
+{
+	uint64_t before = sent_by(t->session);
+
+	if (gn_tensor_make_resident_shared(t, pin) != 0)
+		fail_msg("make_resident_shared: %s", gn_last_error());
+	return sent_by(t->session) - before;
+}
+
+static void content_key_f32(const float *v, int64_t n,
+			    uint8_t key[GN_CONTENT_KEY_SIZE])
+{
+	struct gn_tensor_meta m = {.dtype = GN_DTYPE_F32, .ndim = 1};
+
+	m.shape[0] = n;
+	assert_int_equal(gn_content_key(&m, v, key), 0);
+}
+
+/* UPLOAD f32[n] marked shared with `key` (key_len bytes) on a raw
+ * connection; returns the reply envelope. */
+static Genie__Envelope *raw_upload_shared(struct gn_conn *c, uint64_t id,
+					  const float *v, int64_t n,
+					  const uint8_t *key, size_t key_len,
+					  int shared, struct gn_msg *msg)
+{
+	Genie__UploadRequest req = GENIE__UPLOAD_REQUEST__INIT;
+	Genie__TensorMeta m = GENIE__TENSOR_META__INIT;
+	struct iovec iov = {(void *)v, sizeof(float) * (size_t)n};
+
+	m.dtype = GENIE__DTYPE__DTYPE_F32;
+	m.n_shape = 1;
+	m.shape = &n;
+	req.meta = &m;
+	req.content_key.data = (uint8_t *)key;
+	req.content_key.len = key_len;
+	req.shared = shared;
+	return raw_call(c, GENIE__MSG_TYPE__MSG_TYPE_UPLOAD, id, &req.base,
+			&iov, 1, msg);
+}
+
+/* ATTACH to f32[n] (`meta` 0: no meta) under `key` on a raw connection. */
+static Genie__Envelope *raw_attach(struct gn_conn *c, uint64_t id,
+				   const uint8_t *key, size_t key_len,
+				   int64_t n, int meta, struct gn_msg *msg)
+{
+	Genie__AttachRequest req = GENIE__ATTACH_REQUEST__INIT;
+	Genie__TensorMeta m = GENIE__TENSOR_META__INIT;
+
+	m.dtype = GENIE__DTYPE__DTYPE_F32;
+	m.n_shape = 1;
+	m.shape = &n;
+	req.meta = meta ? &m : NULL;
+	req.content_key.data = (uint8_t *)key;
+	req.content_key.len = key_len;
+	return raw_call(c, GENIE__MSG_TYPE__MSG_TYPE_ATTACH, id, &req.base,
+			NULL, 0, msg);
+}
+
+/* Expect an UploadResult or AttachResult for `bytes`; its handle to h. */
+static void expect_handle(Genie__Envelope *env, struct gn_msg *msg, int type,
+			  uint64_t bytes, uint8_t h[16])
+{
+	Genie__AttachResult *res;
+
+	if ((int)env->type != type)
+		fail_msg("expected reply type %d, got %d", type,
+			 (int)env->type);
+	/* UploadResult and AttachResult are the same on the wire. */
+	res = (Genie__AttachResult *)gn_pb_unpack(
+		&genie__attach_result__descriptor, env->body.data,
+		env->body.len, 1 << 20);
+	assert_non_null(res);
+	assert_int_equal(res->handle.len, 16);
+	assert_int_equal(res->bytes, bytes);
+	memcpy(h, res->handle.data, 16);
+	protobuf_c_message_free_unpacked(&res->base, NULL);
+	protobuf_c_message_free_unpacked(&env->base, NULL);
+	gn_msg_release(msg);
+}
+
+/*
+ * The ONNX weight cache: session A makes a 256 KiB weight shared-resident
+ * (sending it); session B with the same content attaches, sending almost
+ * nothing, and computes with it; B with other content of the same shape
+ * uploads. A and B share a block but not a handle: neither B nor a third
+ * connection can use A's handle. After everyone leaves, the block stays
+ * and a new session C attaches without sending the weight.
+ */
+static void test_shared_weight_across_sessions(void **state)
+{
+	static float va[CHUNK], vb[CHUNK], vc[CHUNK], vx[CHUNK], vd[CHUNK];
+	const uint64_t size = sizeof(va);
+	struct runtime_proc rp;
+	struct gn_session *a, *b, *c;
+	struct gn_tensor *ta, *tb, *tc, *tx, *td;
+	struct gn_session_stats st;
+	Genie__RuntimeTelemetry *t;
+	uint8_t key[GN_CONTENT_KEY_SIZE], hr[16], never[16];
+	char m_a[512], m_never[512];
+	Genie__FreeRequest fr = GENIE__FREE_REQUEST__INIT;
+	struct gn_conn *raw;
+	Genie__Envelope *env;
+	struct gn_msg msg;
+	uint64_t sent;
+
+	(void)state;
+	assert_int_equal(runtime_start(&rp, g_runtime_bin, NULL), 0);
+	a = open_session(rp.url);
+	b = open_session(rp.url);
+	ta = chunk(a, va, 11);
+	tb = chunk(b, vb, 11); /* the same content */
+	tc = chunk(b, vc, 12); /* other content, same shape */
+	sent = share_sent(ta, 0);
+	if (sent < size)
+		fail_msg("A sent %llu bytes for a %llu-byte tensor",
+			 (unsigned long long)sent, (unsigned long long)size);
+	sent = share_sent(tb, 0);
+	if (sent >= size / 4)
+		fail_msg("B sent %llu bytes attaching to a %llu-byte tensor",
+			 (unsigned long long)sent, (unsigned long long)size);
+	assert_int_equal(gn_session_get_stats(b, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 1);
+	assert_int_equal(st.resident_bytes_attached, size);
+	assert_int_equal(st.resident_bytes_uploaded, 0);
+	assert_int_equal(st.resident_tensors, 1);
+	assert_memory_not_equal(ta->handle, tb->handle, 16);
+	/* A plan in B reads the shared block: right numbers, no weight. */
+	sent = sent_by(b);
+	expect_relu_of(tb, vb);
+	expect_fetch(tb, vb);
+	if (sent_by(b) - sent >= size / 4)
+		fail_msg("B's plan sent %llu bytes",
+			 (unsigned long long)(sent_by(b) - sent));
+	/* Other content of the same shape is not found: uploaded. */
+	sent = share_sent(tc, 0);
+	assert_true(sent >= size);
+	assert_int_equal(gn_session_get_stats(b, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 1);
+	assert_int_equal(st.resident_bytes_uploaded, size);
+	expect_relu_of(tc, vc);
+
+	/* Session scoping: a third connection attaches and gets its own
+	 * handle; A's handle on the same block is refused to it exactly as
+	 * a handle never issued. */
+	raw = raw_connect(rp.url);
+	content_key_f32(va, CHUNK, key);
+	env = raw_attach(raw, 60, key, sizeof(key), CHUNK, 1, &msg);
+	expect_handle(env, &msg, GENIE__MSG_TYPE__MSG_TYPE_ATTACH_RESULT, size,
+		      hr);
+	assert_memory_not_equal(hr, ta->handle, 16);
+	memcpy(never, ta->handle, 16);
+	never[3] ^= 0x77;
+	raw_download_refused(raw, ta->handle, m_a, sizeof(m_a));
+	raw_download_refused(raw, never, m_never, sizeof(m_never));
+	assert_string_equal(m_a, m_never);
+	fr.handle.data = ta->handle;
+	fr.handle.len = 16;
+	env = raw_call(raw, GENIE__MSG_TYPE__MSG_TYPE_FREE, 61, &fr.base, NULL,
+		       0, &msg);
+	expect_error(env, &msg, -ENOENT, NO_TENSOR, NULL, 0);
+	env = raw_relu(raw, 62, ta->handle, CHUNK, 0, 0, &msg);
+	expect_error(env, &msg, -ENOENT, NO_TENSOR, NULL, 0);
+	env = raw_relu(raw, 63, hr, CHUNK, 0, 0, &msg);
+	expect_relu(env, &msg, va, CHUNK);
+	/* ... and B, whose handle names the very same block, cannot use
+	 * A's either. */
+	tx = chunk(b, vx, 11);
+	assert_int_equal(share_sent(tx, 0) < size / 4, 1);
+	memcpy(tx->handle, ta->handle, 16);
+	assert_int_equal(gn_tensor_fetch(tx, vx, sizeof(vx)), -ENOENT);
+	if (strstr(gn_last_error(), NO_TENSOR) == NULL)
+		fail_msg("B's error does not say '%s': %s", NO_TENSOR,
+			 gn_last_error());
+	/* A's tensor is untouched by all of it. */
+	expect_fetch(ta, va);
+	expect_relu_of(ta, va);
+	t = telemetry(rp.url);
+	assert_int_equal(t->registry_shared_blocks, 2);
+	assert_int_equal(t->registry_shared_bytes, 2 * size);
+	assert_int_equal(t->registry_bytes, 2 * size);
+	/* A, B (tb, tc, tx's lost handle) and the raw connection. */
+	assert_int_equal(t->registry_shared_references, 5);
+	assert_int_equal(t->registry_attach_hits_total, 3);
+	assert_int_equal(t->registry_attach_misses_total, 2);
+	assert_int_equal(t->registry_uploads_total, 2);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+
+	/* Everyone leaves: no handle remains, the blocks stay cached. */
+	gn_conn_close(&raw);
+	gn_session_destroy(&a);
+	gn_session_destroy(&b);
+	t = wait_registry(rp.url, 0);
+	assert_int_equal(t->registry_tensors, 0);
+	assert_int_equal(t->registry_shared_references, 0);
+	assert_int_equal(t->registry_shared_blocks, 2);
+	assert_int_equal(t->registry_shared_cached_blocks, 2);
+	assert_int_equal(t->registry_bytes, 2 * size);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	/* A new session loads the same weight: no weight bytes sent. */
+	c = open_session(rp.url);
+	td = chunk(c, vd, 11);
+	sent = share_sent(td, 1);
+	if (sent >= size / 4)
+		fail_msg("C sent %llu bytes after A and B left",
+			 (unsigned long long)sent);
+	expect_relu_of(td, vd);
+	assert_int_equal(gn_session_get_stats(c, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 1);
+	assert_int_equal(st.resident_bytes_uploaded, 0);
+	gn_session_destroy(&c);
+	t = wait_registry(rp.url, 0);
+	assert_int_equal(t->registry_shared_references, 0);
+	assert_int_equal(t->registry_shared_cached_blocks, 2);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	assert_int_equal(runtime_stop(&rp), 0);
+}
+
+/*
+ * A client cannot poison a key: an upload whose key is not the SHA-256 of
+ * its bytes is refused -EINVAL, stores nothing under the key, and is
+ * counted; malformed ATTACH and shared UPLOAD requests get worded
+ * errors; the connection keeps serving throughout.
+ */
+static void test_forged_shared_upload_refused(void **state)
+{
+	float v[8] = {0.5f, -7, 3, 9, -2, 4.25f, 1, -1};
+	float w[8] = {0.5f, -7, 3, 9, -2, 4.25f, 1, 1};
+	uint8_t kv[GN_CONTENT_KEY_SIZE], kw[GN_CONTENT_KEY_SIZE];
+	uint8_t h[16], h2[16], bad_dtype_key[GN_CONTENT_KEY_SIZE] = {0};
+	struct gn_conn *c = raw_connect(g_rt.url), *d;
+	Genie__RuntimeTelemetry *t;
+	Genie__Envelope *env;
+	struct gn_msg msg;
+	uint64_t mism0, err0;
+
+	(void)state;
+	t = telemetry(g_rt.url);
+	mism0 = t->registry_hash_mismatches_total;
+	err0 = t->tensor_errors_total;
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	content_key_f32(v, 8, kv);
+	content_key_f32(w, 8, kw);
+	/* v's bytes under w's key: refused, and w's key holds nothing. */
+	env = raw_upload_shared(c, 70, v, 8, kw, sizeof(kw), 1, &msg);
+	expect_error(env, &msg, -EINVAL, "is not the SHA-256", NULL, 0);
+	env = raw_attach(c, 71, kw, sizeof(kw), 8, 1, &msg);
+	expect_error(env, &msg, -ENOENT, "not cached", NULL, 0);
+	env = raw_attach(c, 72, kv, sizeof(kv), 8, 1, &msg);
+	expect_error(env, &msg, -ENOENT, "not cached", NULL, 0);
+	/* Malformed: key lengths, a key without `shared`, no meta. */
+	env = raw_upload_shared(c, 73, v, 8, kv, 31, 1, &msg);
+	expect_error(env, &msg, -EINVAL,
+		     "upload: content key of 31 bytes, expected 32", NULL, 0);
+	env = raw_upload_shared(c, 74, v, 8, NULL, 0, 1, &msg);
+	expect_error(env, &msg, -EINVAL,
+		     "upload: content key of 0 bytes, expected 32", NULL, 0);
+	env = raw_upload_shared(c, 75, v, 8, kv, sizeof(kv), 0, &msg);
+	expect_error(env, &msg, -EINVAL, "without `shared`", NULL, 0);
+	env = raw_attach(c, 76, kv, 5, 8, 1, &msg);
+	expect_error(env, &msg, -EINVAL,
+		     "attach: content key of 5 bytes, expected 32", NULL, 0);
+	env = raw_attach(c, 77, kv, sizeof(kv), 8, 0, &msg);
+	expect_error(env, &msg, -EINVAL,
+		     "attach: request without a tensor meta", NULL, 0);
+	env = raw_attach(c, 78, bad_dtype_key, sizeof(bad_dtype_key), -3, 1,
+			 &msg);
+	expect_error(env, &msg, -EINVAL, "attach", NULL, 0);
+	/* Still serving: the honest upload is stored, and used. */
+	env = raw_upload_shared(c, 79, v, 8, kv, sizeof(kv), 1, &msg);
+	expect_handle(env, &msg, GENIE__MSG_TYPE__MSG_TYPE_UPLOAD_RESULT,
+		      sizeof(v), h);
+	env = raw_relu(c, 80, h, 8, 0, 0, &msg);
+	expect_relu(env, &msg, v, 8);
+	/* Another connection attaches by the true key; the same key with
+	 * another shape is a miss. */
+	d = raw_connect(g_rt.url);
+	env = raw_attach(d, 81, kv, sizeof(kv), 8, 1, &msg);
+	expect_handle(env, &msg, GENIE__MSG_TYPE__MSG_TYPE_ATTACH_RESULT,
+		      sizeof(v), h2);
+	assert_memory_not_equal(h, h2, 16);
+	env = raw_relu(d, 82, h2, 8, 0, 0, &msg);
+	expect_relu(env, &msg, v, 8);
+	env = raw_attach(d, 83, kv, sizeof(kv), 4, 1, &msg);
+	expect_error(env, &msg, -ENOENT, "not cached", NULL, 0);
+	gn_conn_close(&d);
+	gn_conn_close(&c);
+	t = telemetry(g_rt.url);
+	assert_int_equal(t->registry_hash_mismatches_total, mism0 + 1);
+	/* Refusals count as errors; "not cached" answers do not. */
+	assert_int_equal(t->tensor_errors_total, err0 + 7);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+}
+
+/*
+ * A 1 MiB runtime (four 256 KiB blocks) under pressure: a cached shared
+ * block goes first, even before a less recently used private one; a
+ * referenced shared block evicted takes both sessions' handles with it,
+ * and a plan reading it in either session still runs (B uploads it again
+ * shared, A then attaches to that); the pinned shared block survives.
+ */
+static void test_shared_eviction_under_memory_limit(void **state)
+{
+	static const char *const args[] = {"--memory-limit", "1048576", NULL};
+	static float vp[CHUNK], vr[CHUNK], vq[CHUNK], vx[CHUNK], vn[CHUNK];
+	static float vy[CHUNK], vrb[CHUNK];
+	struct runtime_proc rp;
+	struct gn_session *a, *b;
+	struct gn_tensor *p, *r, *q, *x, *n, *y, *rb;
+	struct gn_session_stats st;
+	Genie__RuntimeTelemetry *t;
+	uint64_t sent;
+
+	(void)state;
+	assert_int_equal(runtime_start(&rp, g_runtime_bin, args), 0);
+	a = open_session(rp.url);
+	b = open_session(rp.url);
+	p = chunk(a, vp, 21);
+	r = chunk(a, vr, 22);
+	q = chunk(a, vq, 23);
+	x = chunk(a, vx, 24);
+	n = chunk(a, vn, 25);
+	y = chunk(a, vy, 26);
+	rb = chunk(b, vrb, 22); /* r's content */
+	/* P private and least recently used; R shared; Q shared and
+	 * pinned; X shared with its handle released: cached. Full. */
+	assert_int_equal(gn_tensor_make_resident(p, 0), 0);
+	share_sent(r, 0);
+	share_sent(q, 1);
+	share_sent(x, 0);
+	assert_int_equal(gn_tensor_release(x), 0);
+	t = telemetry(rp.url);
+	assert_int_equal(t->registry_shared_cached_blocks, 1);
+	assert_int_equal(t->pool_in_use_bytes, 1048576);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	/* One more: the cached block goes, not the older private one. */
+	assert_int_equal(gn_tensor_make_resident(n, 0), 0);
+	t = telemetry(rp.url);
+	assert_int_equal(t->registry_evictions_total, 1);
+	assert_int_equal(t->registry_shared_cached_blocks, 0);
+	assert_int_equal(t->registry_shared_blocks, 2);
+	assert_int_equal(t->registry_tensors, 4);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	expect_fetch(p, vp);
+	expect_fetch(r, vr);
+	/* B attaches to R; then R becomes the least recently used
+	 * unpinned block and the next upload evicts it under both. */
+	assert_true(share_sent(rb, 0) < sizeof(vr) / 4);
+	expect_fetch(p, vp);
+	expect_fetch(n, vn);
+	assert_int_equal(gn_tensor_make_resident(y, 0), 0);
+	t = telemetry(rp.url);
+	assert_int_equal(t->registry_evictions_total, 2);
+	assert_int_equal(t->registry_shared_blocks, 1);
+	assert_int_equal(t->registry_shared_references, 1);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	/* B's plan finds its handle gone: libgenie attaches (a miss),
+	 * uploads R shared again, and the plan runs. */
+	expect_relu_of(rb, vrb);
+	assert_int_equal(gn_session_get_stats(b, &st), 0);
+	assert_int_equal(st.resident_reuploads, 1);
+	assert_int_equal(st.resident_attach_hits, 1);
+	/* A's plan finds its handle gone too, and attaches to B's upload:
+	 * no weight bytes. */
+	sent = sent_by(a);
+	expect_relu_of(r, vr);
+	if (sent_by(a) - sent >= sizeof(vr) / 4)
+		fail_msg("A's restore sent %llu bytes",
+			 (unsigned long long)(sent_by(a) - sent));
+	assert_int_equal(gn_session_get_stats(a, &st), 0);
+	assert_int_equal(st.resident_reuploads, 0);
+	assert_int_equal(st.resident_attach_hits, 1);
+	expect_fetch(r, vr);
+	/* The pinned shared block survived everything. */
+	expect_fetch(q, vq);
+	t = telemetry(rp.url);
+	assert_int_equal(t->registry_shared_blocks, 2);
+	assert_int_equal(t->registry_shared_references, 3);
+	assert_true(t->registry_evictions_total >= 4);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	gn_session_destroy(&a);
+	gn_session_destroy(&b);
+	t = wait_registry(rp.url, 0);
+	assert_int_equal(t->registry_shared_references, 0);
+	assert_int_equal(t->registry_shared_cached_blocks, 2);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	assert_int_equal(runtime_stop(&rp), 0);
+}
+
+/* 2,000 sessions attach to one shared weight and leave: no reference is
+ * left behind, and only the first sent the bytes. */
+static void test_shared_many_sessions_leave_no_references(void **state)
+{
+	enum { CYCLES = 2000 };
+	struct runtime_proc rp;
+	Genie__RuntimeTelemetry *t;
+	float v[64];
+	int64_t n = 64;
+
+	(void)state;
+	for (int i = 0; i < 64; i++)
+		v[i] = (float)(i % 9) - 4.0f;
+	assert_int_equal(runtime_start(&rp, g_runtime_bin, NULL), 0);
+	for (int i = 0; i < CYCLES; i++) {
+		struct gn_session *s = open_session(rp.url);
+		struct gn_tensor *x = gn_tensor_from_host(
+			s, GN_DTYPE_F32, 1, &n, v, GN_TENSOR_BORROW);
+
+		if (gn_tensor_make_resident_shared(x, i & 1) != 0)
+			fail_msg("cycle %d: %s", i, gn_last_error());
+		if (i % 250 == 0) {
+			float y[64];
+
+			assert_int_equal(
+				gn_tensor_to_host(gn_relu(x), y, sizeof(y)), 0);
+			for (int k = 0; k < 64; k++)
+				assert_true(y[k] == (v[k] > 0 ? v[k] : 0));
+		}
+		if (i % 3 == 0)
+			assert_int_equal(gn_tensor_release(x), 0);
+		gn_session_destroy(&s);
+	}
+	t = wait_registry(rp.url, 0);
+	assert_int_equal(t->registry_tensors, 0);
+	assert_int_equal(t->registry_shared_references, 0);
+	assert_int_equal(t->registry_shared_blocks, 1);
+	assert_int_equal(t->registry_shared_cached_blocks, 1);
+	assert_int_equal(t->registry_bytes, sizeof(v));
+	assert_int_equal(t->registry_uploads_total, 1);
+	assert_int_equal(t->registry_attach_hits_total, CYCLES - 1);
+	assert_int_equal(t->registry_attach_misses_total, 1);
+	assert_int_equal(t->pool_in_use_bytes, 256); /* the one block */
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	assert_int_equal(runtime_stop(&rp), 0);
+}
+
 /* One client thread: its own session, its own resident weight. */
 struct client_arg {
 	const char *url;
@@ -945,6 +1397,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_concurrent_clients),
 		cmocka_unit_test(test_eviction_under_memory_limit),
 		cmocka_unit_test(test_many_sessions_leave_nothing),
+		cmocka_unit_test(test_shared_weight_across_sessions),
+		cmocka_unit_test(test_forged_shared_upload_refused),
+		cmocka_unit_test(test_shared_eviction_under_memory_limit),
+		cmocka_unit_test(test_shared_many_sessions_leave_no_references),
 		cmocka_unit_test(test_sigterm_drains),
 	};
 

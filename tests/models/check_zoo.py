@@ -9,7 +9,9 @@ on the local target and on tcp://, and checks each output against PyTorch's
 within the manifest's tolerances (|genie - torch| <= atol + rtol * |torch|,
 elementwise). Prints one line per model and target; exits 1 on any
 mismatch or failure, 77 (skip) when torch, torchvision, onnx or numpy are
-missing.
+missing. Then it runs resnet18 and gpt2_decoder over tcp once more, in new
+sessions, and checks that they send under 5% of the weights' bytes: the
+runtime kept them, keyed by content, from the first sessions.
 """
 import json
 import os
@@ -43,6 +45,18 @@ def start_runtime(binary, workdir):
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("genie-runtime did not start; see runtime.log")
+
+
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def session_sent(text):
+    """Bytes genie-run reports in 'session total: sent X UNIT'."""
+    for line in text.splitlines():
+        if line.startswith("session total: sent "):
+            num, unit = line.split()[3:5]
+            return float(num) * UNITS[unit.rstrip(",")]
+    raise RuntimeError("no 'session total' line in genie-run output")
 
 
 def compare(got, want, rtol, atol):
@@ -82,6 +96,7 @@ def main():
     with open(manifest) as f:
         models = json.load(f)["models"]
     failures = 0
+    sent, runs = {}, {}
     work = tempfile.mkdtemp(prefix="genie-zoo-")
     proc, port = start_runtime(runtime, work)
     try:
@@ -98,6 +113,9 @@ def main():
                                                 i["name"] + ".npy"))]
                 r = subprocess.run(cmd, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
+                if r.returncode == 0 and target != "local":
+                    sent[name] = session_sent(r.stdout)
+                    runs[name] = cmd
                 if r.returncode != 0:
                     failures += 1
                     print("FAIL %-16s %-6s genie-run exited %d:\n%s" % (
@@ -119,6 +137,22 @@ def main():
                 print("%s %-16s %-6s %s" % ("ok  " if ok_all else "FAIL",
                                             name, target.split(":")[0],
                                             "; ".join(notes)))
+        # The weight cache: the same model loaded in a second session (a
+        # new genie-run process) attaches to the weights the first left on
+        # the runtime and sends none of them.
+        for name in ["resnet18", "gpt2_decoder"]:
+            if name not in runs:
+                continue
+            weights = os.path.getsize(os.path.join(zoo, name, "model.onnx"))
+            r = subprocess.run(runs[name], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            again = session_sent(r.stdout) if r.returncode == 0 else -1
+            ok = (r.returncode == 0 and sent[name] >= 0.9 * weights and
+                  again < 0.05 * weights)
+            failures += not ok
+            print("%s %-16s second session sent %.0f B (first %.0f B, "
+                  "model file %d B)" % ("ok  " if ok else "FAIL", name,
+                                        again, sent[name], weights))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

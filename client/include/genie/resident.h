@@ -16,6 +16,20 @@
  * from the client's copy (the tensor keeps its host value) and counts it
  * in gn_session_stats.resident_reuploads.
  *
+ * Weights that many sessions load (every client opening the same model)
+ * can be made resident by content with gn_tensor_make_resident_shared():
+ * the runtime keeps one copy, found by a SHA-256 of the tensor's dtype,
+ * shape and bytes, and a session whose tensor has that content gets a
+ * handle on the copy without sending its bytes, even after every session
+ * that uploaded it has ended (the runtime keeps unreferenced shared
+ * copies cached until memory runs short; they are the first evicted).
+ * Handles stay capabilities of one session: sharing a copy shares no
+ * handle, and a session releasing, pinning or losing its handle touches
+ * no other session's. Share only values that are no secret from the
+ * runtime's other clients (weights, not a user's data): a client that
+ * already knows a tensor's exact value can tell whether the runtime holds
+ * it (its attach succeeds), as with any content-addressed cache.
+ *
  * The "local" target keeps resident tensors in the session's own
  * registry over its in-process backend, so code runs unchanged on both.
  * Like the rest of a session, none of this is thread-safe.
@@ -48,6 +62,49 @@ struct gn_tensor;
  * gn_tensor_materialize() for a lazy tensor.
  */
 int gn_tensor_make_resident(struct gn_tensor *t, int pin);
+
+/*
+ * Like gn_tensor_make_resident(), but by content, so sessions holding
+ * equal tensors share one copy on the target:
+ *
+ * 1. libgenie computes the tensor's content key, SHA-256 over its dtype,
+ *    shape and bytes (the client's copy; a lazy `t` is materialized
+ *    first), and asks the target to attach: if it holds a shared copy
+ *    with that key, dtype and shape, this session gets a new handle on it
+ *    and no tensor bytes are sent (counted in gn_session_stats as
+ *    resident_attach_hits and resident_bytes_attached);
+ * 2. otherwise ("not cached": never uploaded, or evicted) the bytes are
+ *    uploaded with the key, the target recomputes the key from the bytes
+ *    it received, refuses them if it differs (so no client can place
+ *    other bytes under a key another session will attach to), and keeps
+ *    them as a shared copy (counted in resident_bytes_uploaded).
+ *
+ * Ownership: the tensor keeps its host value and stays owned by its
+ * session. The handle belongs to this session only, exactly as for
+ * gn_tensor_make_resident(): gn_tensor_release(), gn_tensor_set_pinned(),
+ * gn_tensor_fetch() and plans reading `t` work on it unchanged, and the
+ * session's end drops it. The shared copy belongs to the target: it lives
+ * while any session's handle references it and then stays cached until
+ * memory is short; it is pinned while any session has pinned its handle
+ * (so `pin` here also keeps it for others). If the target evicts it while
+ * referenced, every session's handle on it answers -ENOENT as an evicted
+ * tensor does, and a plan reading `t` attaches again (or uploads again
+ * when no session brought it back) without the caller noticing. Calling
+ * this on a tensor already resident (either way) only sets its pin state
+ * to `pin`.
+ *
+ * Returns 0, or a negative errno with gn_last_error() set: -EINVAL for a
+ * NULL tensor, or when the runtime refuses the upload because the key is
+ * not the SHA-256 of the bytes it received (a client or transport fault);
+ * -ENOMEM when the target cannot hold it even after evicting every
+ * unpinned tensor (the detail names the size and the memory limit), or no
+ * memory for the digest; -ECONNRESET, -ETIMEDOUT or -EPROTO when the
+ * runtime went away or answered out of step (the session then stays
+ * disconnected; a runtime too old to know ATTACH answers -EPROTO too);
+ * -EIO when no random handle could be drawn (local); any error of
+ * gn_tensor_materialize() for a lazy tensor.
+ */
+int gn_tensor_make_resident_shared(struct gn_tensor *t, int pin);
 
 /*
  * Pin (`pin` non-zero) or unpin a resident tensor. Returns 0; -EINVAL when

@@ -71,6 +71,13 @@ struct gn_session_stats {
 	uint64_t resident_bytes;
 	uint64_t resident_bytes_uploaded;
 	uint64_t resident_reuploads;
+	/*
+	 * gn_tensor_make_resident_shared() calls (and restores after an
+	 * eviction) that found the value already on the target and attached
+	 * to it, and the bytes they did not have to send.
+	 */
+	uint64_t resident_attach_hits;
+	uint64_t resident_bytes_attached;
 };
 
 /* Copy the session's counters into `stats`. Returns 0 or -EINVAL. */

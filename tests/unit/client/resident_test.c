@@ -4,8 +4,12 @@
  * in place and give the numbers plain loops give; fetch returns the
  * registry's copy; pin, release and their errors; a lazy tensor is
  * materialized before it becomes resident; a session destroyed with
- * resident tensors frees them (the ASan build checks). Linked against the
- * shared libgenie, so it also checks the new functions are exported.
+ * resident tensors frees them (the ASan build checks). Shared
+ * (content-addressed) residency on the local target: equal tensors share
+ * one copy and the second sends nothing, other content or another shape
+ * gets its own, release/pin/fetch/plans work on shared handles, and a
+ * released copy stays for the next attach. Linked against the shared
+ * libgenie, so it also checks the new functions are exported.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -155,12 +159,105 @@ static void test_errors(void **state)
 	gn_session_destroy(&s);
 }
 
+static void test_shared_local(void **state)
+{
+	struct gn_session *s = local();
+	float wv[3 * 4], bv[4] = {0.5f, -0.5f, 1, -1}, back[3 * 4];
+	float other[3 * 4];
+	int64_t ws[] = {3, 4}, ws2[] = {4, 3}, bs[] = {4};
+	struct gn_session_stats st;
+	struct gn_tensor *w1, *w2, *w3, *w4, *b;
+
+	(void)state;
+	for (int i = 0; i < 12; i++) {
+		wv[i] = (float)i * 0.5f - 2;
+		other[i] = wv[i] + (i == 11);
+	}
+	w1 = gn_tensor_from_host(s, GN_DTYPE_F32, 2, ws, wv, GN_TENSOR_COPY);
+	w2 = gn_tensor_from_host(s, GN_DTYPE_F32, 2, ws, wv, GN_TENSOR_COPY);
+	w3 = gn_tensor_from_host(s, GN_DTYPE_F32, 2, ws, other, 0);
+	w4 = gn_tensor_from_host(s, GN_DTYPE_F32, 2, ws2, wv, 0);
+	b = gn_tensor_from_host(s, GN_DTYPE_F32, 1, bs, bv, 0);
+	assert_int_equal(gn_tensor_make_resident_shared(NULL, 0), -EINVAL);
+	/* The first uploads; the second, equal in value, attaches. */
+	assert_int_equal(gn_tensor_make_resident_shared(w1, 1), 0);
+	assert_int_equal(gn_tensor_make_resident_shared(w2, 0), 0);
+	assert_int_equal(gn_tensor_is_resident(w2), 1);
+	assert_int_equal(gn_tensor_is_pinned(w1), 1);
+	assert_int_equal(gn_tensor_is_pinned(w2), 0);
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	assert_int_equal(st.resident_tensors, 2);
+	assert_int_equal(st.resident_attach_hits, 1);
+	assert_int_equal(st.resident_bytes_attached, sizeof(wv));
+	assert_int_equal(st.resident_bytes_uploaded, sizeof(wv));
+	/* Other bytes, or the same bytes in another shape: their own. */
+	assert_int_equal(gn_tensor_make_resident_shared(w3, 0), 0);
+	assert_int_equal(gn_tensor_make_resident_shared(w4, 0), 0);
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 1);
+	assert_int_equal(st.resident_bytes_uploaded, 3 * sizeof(wv));
+	assert_int_equal(gn_tensor_fetch(w3, back, sizeof(back)), 0);
+	assert_memory_equal(back, other, sizeof(other));
+	/* Plans read shared handles in place, mixed with a plain one. */
+	assert_int_equal(gn_tensor_make_resident(b, 0), 0);
+	check_linear(s, w1, b, wv, bv);
+	check_linear(s, w2, b, wv, bv);
+	check_linear(s, w3, b, other, bv);
+	/* Releasing one handle leaves the other working. */
+	assert_int_equal(gn_tensor_release(w1), 0);
+	assert_int_equal(gn_tensor_is_resident(w1), 0);
+	assert_int_equal(gn_tensor_fetch(w2, back, sizeof(back)), 0);
+	assert_memory_equal(back, wv, sizeof(wv));
+	check_linear(s, w2, b, wv, bv);
+	/* With no handle left the copy stays: making it resident again
+	 * attaches, and pin and make-resident-again act as for any. */
+	assert_int_equal(gn_tensor_release(w2), 0);
+	assert_int_equal(gn_tensor_make_resident_shared(w1, 0), 0);
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 2);
+	assert_int_equal(st.resident_bytes_uploaded,
+			 3 * sizeof(wv) + sizeof(bv));
+	assert_int_equal(gn_tensor_set_pinned(w1, 1), 0);
+	assert_int_equal(gn_tensor_make_resident_shared(w1, 0), 0);
+	assert_int_equal(gn_tensor_is_pinned(w1), 0);
+	/* Already resident the plain way: only the pin changes. */
+	assert_int_equal(gn_tensor_make_resident_shared(b, 1), 0);
+	assert_int_equal(gn_tensor_is_pinned(b), 1);
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 2);
+	check_linear(s, w1, b, wv, bv);
+	gn_session_destroy(&s);
+}
+
+/* A lazy tensor is computed, then shared by the value it computed. */
+static void test_shared_lazy_local(void **state)
+{
+	struct gn_session *s = local();
+	int64_t sh[] = {4};
+	float v[4] = {1, -2, 3, -4}, r[4] = {1, 0, 3, 0}, back[4];
+	struct gn_tensor *lazy, *eq;
+	struct gn_session_stats st;
+
+	(void)state;
+	lazy = gn_relu(gn_tensor_from_host(s, GN_DTYPE_F32, 1, sh, v, 0));
+	assert_int_equal(gn_tensor_make_resident_shared(lazy, 0), 0);
+	assert_int_equal(gn_tensor_fetch(lazy, back, sizeof(back)), 0);
+	assert_memory_equal(back, r, sizeof(r));
+	eq = gn_tensor_from_host(s, GN_DTYPE_F32, 1, sh, r, 0);
+	assert_int_equal(gn_tensor_make_resident_shared(eq, 0), 0);
+	assert_int_equal(gn_session_get_stats(s, &st), 0);
+	assert_int_equal(st.resident_attach_hits, 1);
+	gn_session_destroy(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plans_read_resident_tensors),
 		cmocka_unit_test(test_lazy_and_sources),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_shared_local),
+		cmocka_unit_test(test_shared_lazy_local),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

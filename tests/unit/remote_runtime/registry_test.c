@@ -1,7 +1,12 @@
 /*
  * Memory pools and the tensor registry: size classes and reuse, the limit
  * with a worded -ENOMEM, capability scoping between sessions, LRU eviction
- * sparing pinned tensors, and no leak over 10,000 sessions.
+ * sparing pinned tensors, and no leak over 10,000 sessions. Shared
+ * (content-addressed) blocks: content keys and their check, attach by key
+ * and meta, reference counts across sessions, cached blocks outliving
+ * their sessions, eviction order (cached first, pinned never, a
+ * referenced block's handles all gone), the backend's forget() before a
+ * block's memory is reused, and no reference leaked over 2,000 sessions.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +19,7 @@
 
 #include "backend.h"
 #include "gn_error.h"
+#include "content_key.h"
 #include "pool.h"
 #include "registry.h"
 
@@ -192,6 +198,277 @@ static void test_no_leak_over_sessions(void **state)
 	gn_pool_destroy(&p);
 }
 
+/* --- shared blocks --------------------------------------------------- */
+
+/* The cpu backend with forget() counted. */
+static struct gn_backend_ops g_counting_ops;
+static struct gn_backend g_counting;
+static int g_forgets;
+
+static void counting_forget(void *ctx, const void *ptr)
+{
+	g_forgets++;
+	if (g_cpu.ops->forget != NULL)
+		g_cpu.ops->forget(ctx, ptr);
+}
+
+static const struct gn_backend *counting(void)
+{
+	g_counting_ops = *g_cpu.ops;
+	g_counting_ops.forget = counting_forget;
+	g_counting = g_cpu;
+	g_counting.ops = &g_counting_ops;
+	g_forgets = 0;
+	return &g_counting;
+}
+
+static void key_of(const struct gn_tensor_meta *m, const void *bytes,
+		   uint8_t key[GN_CONTENT_KEY_SIZE])
+{
+	assert_int_equal(gn_content_key(m, bytes, key), 0);
+}
+
+static void test_content_key(void **state)
+{
+	struct gn_tensor_meta m = vec(4), m2 = {.dtype = GN_DTYPE_F32,
+						.ndim = 2,
+						.shape = {2, 2}};
+	struct gn_tensor_meta mi = {
+		.dtype = GN_DTYPE_I32, .ndim = 1, .shape = {4}};
+	float v[4] = {1, 2, 3, 4}, w[4] = {1, 2, 3, 5};
+	uint8_t k[GN_CONTENT_KEY_SIZE], k2[GN_CONTENT_KEY_SIZE];
+	char hex[17];
+
+	(void)state;
+	key_of(&m, v, k);
+	key_of(&m, v, k2);
+	assert_memory_equal(k, k2, sizeof(k)); /* a function of the value */
+	/* Same bytes, other shape or dtype; other bytes: other keys. */
+	key_of(&m2, v, k2);
+	assert_memory_not_equal(k, k2, sizeof(k));
+	key_of(&mi, v, k2);
+	assert_memory_not_equal(k, k2, sizeof(k));
+	key_of(&m, w, k2);
+	assert_memory_not_equal(k, k2, sizeof(k));
+	assert_int_equal(gn_content_key_check(&m, v, k, "t"), 0);
+	assert_int_equal(gn_content_key_check(&m, w, k, "t"), -EINVAL);
+	if (strstr(gn_last_error(), "is not the SHA-256") == NULL ||
+	    strstr(gn_last_error(), gn_content_key_hex(k, 8, hex)) == NULL)
+		fail_msg("detail: %s", gn_last_error());
+	/* An empty tensor has a key too; a bad meta has none. */
+	m.shape[0] = 0;
+	key_of(&m, NULL, k);
+	m.shape[0] = -1;
+	assert_int_equal(gn_content_key(&m, v, k), -EINVAL);
+}
+
+static void test_shared_attach_and_refs(void **state)
+{
+	struct gn_pool *p = pool(0);
+	struct gn_registry *r = gn_registry_create(p, counting());
+	struct gn_tensor_meta m = vec(4), m2 = {.dtype = GN_DTYPE_F32,
+						.ndim = 2,
+						.shape = {2, 2}};
+	float v[4] = {1, 2, 3, 4}, out[4];
+	uint8_t key[GN_CONTENT_KEY_SIZE], other[GN_CONTENT_KEY_SIZE];
+	uint8_t ha[GN_HANDLE_SIZE], hb[GN_HANDLE_SIZE], hc[GN_HANDLE_SIZE];
+	struct gn_reg_tensor *ta, *tb;
+	struct gn_registry_stats st;
+
+	(void)state;
+	key_of(&m, v, key);
+	memcpy(other, key, sizeof(other));
+	other[0] ^= 1;
+	/* Nothing held yet: a miss. */
+	assert_int_equal(gn_registry_attach(r, 1, key, &m, ha), -ENOENT);
+	assert_non_null(strstr(gn_last_error(), "not cached"));
+	assert_int_equal(gn_registry_upload_shared(r, 1, &m, v, key, ha), 0);
+	/* Session 2 attaches: its own handle, the same block. */
+	assert_int_equal(gn_registry_attach(r, 2, key, &m, hb), 0);
+	assert_memory_not_equal(ha, hb, GN_HANDLE_SIZE);
+	ta = gn_registry_get(r, 1, ha);
+	tb = gn_registry_get(r, 2, hb);
+	assert_non_null(ta);
+	assert_non_null(tb);
+	assert_ptr_equal(ta->dev, tb->dev);
+	assert_true(ta->shared && tb->shared);
+	assert_int_equal(gn_registry_download(r, 2, hb, out, sizeof(out)), 0);
+	assert_memory_equal(out, v, sizeof(v));
+	/* Handles stay capabilities of their session. */
+	assert_null(gn_registry_get(r, 2, ha));
+	assert_null(gn_registry_get(r, 1, hb));
+	assert_int_equal(gn_registry_free(r, 2, ha), -ENOENT);
+	/* Another key, or the key with another meta: misses. */
+	assert_int_equal(gn_registry_attach(r, 3, other, &m, hc), -ENOENT);
+	assert_int_equal(gn_registry_attach(r, 3, key, &m2, hc), -ENOENT);
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.tensors, 2);
+	assert_int_equal(st.bytes, sizeof(v));
+	assert_int_equal(st.shared_blocks, 1);
+	assert_int_equal(st.shared_bytes, sizeof(v));
+	assert_int_equal(st.shared_refs, 2);
+	assert_int_equal(st.shared_cached, 0);
+	assert_int_equal(st.attach_hits, 1);
+	assert_int_equal(st.attach_misses, 3);
+	assert_int_equal(st.uploads, 1);
+	/* Uploading the same content again stores nothing new. */
+	assert_int_equal(gn_registry_upload_shared(r, 3, &m, v, key, hc), 0);
+	assert_ptr_equal(gn_registry_get(r, 3, hc)->dev, ta->dev);
+	assert_int_equal(gn_registry_free(r, 3, hc), 0);
+
+	/* Both sessions leave: the block stays, cached, and is not freed. */
+	assert_int_equal(gn_registry_end_session(r, 1), 1);
+	assert_int_equal(gn_registry_free(r, 2, hb), 0);
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.tensors, 0);
+	assert_int_equal(st.shared_refs, 0);
+	assert_int_equal(st.shared_blocks, 1);
+	assert_int_equal(st.shared_cached, 1);
+	assert_int_equal(st.bytes, sizeof(v));
+	assert_int_equal(g_forgets, 0);
+	/* A later session attaches to it. */
+	assert_int_equal(gn_registry_attach(r, 4, key, &m, hc), 0);
+	assert_int_equal(gn_registry_download(r, 4, hc, out, sizeof(out)), 0);
+	assert_memory_equal(out, v, sizeof(v));
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.shared_cached, 0);
+	assert_int_equal(st.shared_refs, 1);
+	/* Destroyed with a handle on it: forget() before its memory goes. */
+	gn_registry_destroy(&r);
+	assert_int_equal(g_forgets, 1);
+	gn_pool_destroy(&p);
+}
+
+/*
+ * Eviction: a cached shared block goes before any referenced one, even
+ * a less recently used one; a shared block pinned through one session's
+ * handle stays; evicting a referenced shared block takes every session's
+ * handle on it.
+ */
+static void test_shared_eviction(void **state)
+{
+	/* Room for four 4 KiB blocks. */
+	struct gn_pool *p = pool(16 * 1024);
+	struct gn_registry *r = gn_registry_create(p, counting());
+	struct gn_tensor_meta m = vec(1024);
+	static float v[6][1024];
+	uint8_t key[6][GN_CONTENT_KEY_SIZE], h[8][GN_HANDLE_SIZE];
+	struct gn_registry_stats st;
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		for (int j = 0; j < 1024; j++)
+			v[i][j] = (float)(i * 1024 + j);
+		key_of(&m, v[i], key[i]);
+	}
+	/* h0: private, least recently used. h1: shared, pinned by session
+	 * 1 and referenced unpinned by session 2 (h2). h3: shared, cached
+	 * (its only handle freed), the most recently used. */
+	assert_int_equal(gn_registry_upload(r, 1, &m, v[0], h[0]), 0);
+	assert_int_equal(
+		gn_registry_upload_shared(r, 1, &m, v[1], key[1], h[1]), 0);
+	assert_int_equal(gn_registry_pin(r, 1, h[1], 1), 0);
+	assert_int_equal(gn_registry_attach(r, 2, key[1], &m, h[2]), 0);
+	assert_int_equal(
+		gn_registry_upload_shared(r, 1, &m, v[2], key[2], h[3]), 0);
+	assert_int_equal(
+		gn_registry_upload_shared(r, 1, &m, v[3], key[3], h[4]), 0);
+	assert_int_equal(gn_registry_free(r, 1, h[4]), 0);
+	/* Full; a fifth block evicts the cached one, not private h0. */
+	assert_int_equal(gn_registry_upload(r, 2, &m, v[4], h[5]), 0);
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.evictions, 1);
+	assert_int_equal(st.shared_cached, 0);
+	assert_int_equal(st.shared_blocks, 2);
+	assert_int_equal(g_forgets, 1);
+	assert_int_equal(gn_registry_attach(r, 3, key[3], &m, h[6]), -ENOENT);
+	assert_non_null(gn_registry_get(r, 1, h[0]));
+	/* Next the least recently used unpinned referenced block: h3's. */
+	assert_non_null(gn_registry_get(r, 1, h[1]));
+	assert_int_equal(gn_registry_evict_one(r, NULL, 0), 0);
+	assert_null(gn_registry_get(r, 1, h[3]));
+	/* Session 2 unpinned its handle, but session 1's pin holds the
+	 * block; with h0 and h5 kept by a plan nothing else can go. */
+	{
+		const void *keep[2] = {gn_registry_get(r, 1, h[0])->dev,
+				       gn_registry_get(r, 2, h[5])->dev};
+
+		assert_int_equal(gn_registry_pin(r, 2, h[2], 0), 0);
+		assert_int_equal(gn_registry_evict_one(r, keep, 2), -ENOENT);
+		/* Unpinned by session 1 too: now it can go, and both
+		 * sessions' handles on it go with it. */
+		assert_int_equal(gn_registry_pin(r, 1, h[1], 0), 0);
+		assert_int_equal(gn_registry_evict_one(r, keep, 2), 0);
+	}
+	assert_null(gn_registry_get(r, 1, h[1]));
+	assert_null(gn_registry_get(r, 2, h[2]));
+	assert_int_equal(gn_registry_attach(r, 3, key[1], &m, h[6]), -ENOENT);
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.shared_blocks, 0);
+	assert_int_equal(st.shared_refs, 0);
+	assert_int_equal(st.tensors, 2);
+	assert_int_equal(st.evictions, 3);
+	assert_int_equal(g_forgets, 3);
+	/* Ending a session whose shared handle is pinned unpins the block. */
+	assert_int_equal(
+		gn_registry_upload_shared(r, 5, &m, v[5], key[5], h[7]), 0);
+	assert_int_equal(gn_registry_pin(r, 5, h[7], 1), 0);
+	assert_int_equal(gn_registry_end_session(r, 5), 1);
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.shared_cached, 1);
+	assert_int_equal(gn_registry_end_session(r, 1), 1);
+	assert_int_equal(gn_registry_end_session(r, 2), 1);
+	assert_int_equal(gn_registry_evict_one(r, NULL, 0), 0);
+	assert_int_equal(gn_registry_evict_one(r, NULL, 0), -ENOENT);
+	gn_registry_get_stats(r, &st);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.shared_blocks, 0);
+	gn_registry_destroy(&r);
+	assert_int_equal(g_forgets, 6);
+	gn_pool_destroy(&p);
+}
+
+/* 2,000 sessions attach (one uploads) and leave: no reference remains. */
+static void test_shared_no_leak_over_sessions(void **state)
+{
+	struct gn_pool *p = pool(0);
+	struct gn_registry *r = gn_registry_create(p, &g_cpu);
+	struct gn_tensor_meta m = vec(64);
+	uint8_t key[GN_CONTENT_KEY_SIZE], h[GN_HANDLE_SIZE];
+	struct gn_registry_stats rs;
+	struct gn_pool_stats ps;
+	float v[64];
+
+	(void)state;
+	for (int i = 0; i < 64; i++)
+		v[i] = (float)i;
+	key_of(&m, v, key);
+	for (uint64_t s = 1; s <= 2000; s++) {
+		if (gn_registry_attach(r, s, key, &m, h) == -ENOENT)
+			assert_int_equal(
+				gn_registry_upload_shared(r, s, &m, v, key, h),
+				0);
+		assert_int_equal(gn_registry_pin(r, s, h, s & 1), 0);
+		assert_int_equal(gn_registry_attach(r, s, key, &m, h), 0);
+		assert_int_equal(gn_registry_end_session(r, s), 2);
+	}
+	gn_registry_get_stats(r, &rs);
+	gn_pool_get_stats(p, &ps);
+	assert_int_equal(rs.tensors, 0);
+	assert_int_equal(rs.shared_refs, 0);
+	assert_int_equal(rs.shared_blocks, 1);
+	assert_int_equal(rs.shared_cached, 1);
+	assert_int_equal(rs.attach_hits, 2 * 2000 - 1);
+	assert_int_equal(rs.attach_misses, 1);
+	assert_int_equal(ps.in_use_bytes, 256);
+	/* Unpinned, as no handle pins it: evictable. */
+	assert_int_equal(gn_registry_evict_one(r, NULL, 0), 0);
+	gn_pool_get_stats(p, &ps);
+	assert_int_equal(ps.in_use_bytes, 0);
+	gn_registry_destroy(&r);
+	gn_pool_destroy(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +477,10 @@ int main(void)
 		cmocka_unit_test(test_registry_scoping),
 		cmocka_unit_test(test_registry_eviction),
 		cmocka_unit_test(test_no_leak_over_sessions),
+		cmocka_unit_test(test_content_key),
+		cmocka_unit_test(test_shared_attach_and_refs),
+		cmocka_unit_test(test_shared_eviction),
+		cmocka_unit_test(test_shared_no_leak_over_sessions),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
