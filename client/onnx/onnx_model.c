@@ -108,7 +108,8 @@ int gn_onnx_attr_ints(const struct gn_onnx_ctx *c, const char *name, int64_t *v,
 	if (a == NULL)
 		return 0;
 	n = a->n_ints > (size_t)max ? max : (int)a->n_ints;
-	memcpy(v, a->ints, sizeof(int64_t) * (size_t)n);
+	if (n > 0)
+		memcpy(v, a->ints, sizeof(int64_t) * (size_t)n);
 	return a->n_ints > (size_t)max ? -E2BIG : n;
 }
 
@@ -201,19 +202,22 @@ static int tensor_bytes(const Onnx__TensorProto *t, enum gn_dtype dt,
 					    t->raw_data.len, gn_dtype_name(dt),
 					    (unsigned long long)n,
 					    (unsigned long long)(n * es));
-		memcpy(dst, t->raw_data.data, n * es);
+		if (n > 0)
+			memcpy(dst, t->raw_data.data, n * es);
 		return 0;
 	}
 	switch (dt) {
 	case GN_DTYPE_F32:
 		if (t->n_float_data != n)
 			break;
-		memcpy(dst, t->float_data, n * 4);
+		if (n > 0)
+			memcpy(dst, t->float_data, n * 4);
 		return 0;
 	case GN_DTYPE_I64:
 		if (t->n_int64_data != n)
 			break;
-		memcpy(dst, t->int64_data, n * 8);
+		if (n > 0)
+			memcpy(dst, t->int64_data, n * 8);
 		return 0;
 	default:
 		/* int32_data carries i32, i8, u8, bool, f16 and bf16 bits. */

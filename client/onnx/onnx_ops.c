@@ -865,8 +865,9 @@ static int map_constant(struct gn_onnx_ctx *c)
 		h->dtype = GN_DTYPE_F32;
 		h->ndim = scalar ? 0 : 1;
 		h->shape[0] = n;
-		memcpy(h->data, scalar ? &a->f : a->floats,
-		       sizeof(float) * (size_t)n);
+		if (n > 0)
+			memcpy(h->data, scalar ? &a->f : a->floats,
+			       sizeof(float) * (size_t)n);
 		c->hout[0] = h;
 		return 0;
 	}
