@@ -27,11 +27,14 @@ struct walk {
 	uint32_t n;
 };
 
-/* Iterative post-order DFS, so deep graphs cannot overflow the C stack. */
-static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
-		      size_t cap, struct walk *w)
+/*
+ * Iterative post-order DFS from each lazy root, so deep graphs cannot
+ * overflow the C stack; nodes shared by several roots are walked once.
+ */
+static int walk_graph(struct gn_arena *scratch, struct gn_tensor *const *roots,
+		      int nroots, size_t cap, struct walk *w)
 {
-	struct gn_session *s = root->session;
+	struct gn_session *s = roots[0]->session;
 	struct frame {
 		struct gn_tensor *t;
 		uint32_t next;
@@ -46,30 +49,36 @@ static int walk_graph(struct gn_arena *scratch, struct gn_tensor *root,
 		return gn_last_error_code();
 	w->n = 0;
 	s->visit++;
-	stack[sp++] = (struct frame){root, 0};
-	root->visit = s->visit;
-	while (sp > 0) {
-		struct frame *f = &stack[sp - 1];
-		struct gn_tensor *t = f->t;
-
-		if (t->data == NULL && f->next < t->nin) {
-			struct gn_tensor *c = gn_tensor_in(t, f->next++);
-
-			if (c->visit != s->visit) {
-				c->visit = s->visit;
-				stack[sp++] = (struct frame){c, 0};
-			}
+	for (int r = 0; r < nroots; r++) {
+		if (roots[r]->visit == s->visit)
 			continue;
+		roots[r]->visit = s->visit;
+		stack[sp++] = (struct frame){roots[r], 0};
+		while (sp > 0) {
+			struct frame *f = &stack[sp - 1];
+			struct gn_tensor *t = f->t;
+
+			if (t->data == NULL && f->next < t->nin) {
+				struct gn_tensor *c =
+					gn_tensor_in(t, f->next++);
+
+				if (c->visit != s->visit) {
+					c->visit = s->visit;
+					stack[sp++] = (struct frame){c, 0};
+				}
+				continue;
+			}
+			t->index = w->n;
+			w->order[w->n++] = t;
+			sp--;
 		}
-		t->index = w->n;
-		w->order[w->n++] = t;
-		sp--;
 	}
 	return 0;
 }
 
 /* Copy the walked nodes into a graph the passes can rewrite. */
-static int build_graph(const struct walk *w, struct gn_graph *g)
+static int build_graph(const struct walk *w, struct gn_tensor *const *roots,
+		       int nroots, struct gn_graph *g)
 {
 	uint32_t in[GN_OP_MAX_INPUTS];
 
@@ -97,7 +106,14 @@ static int build_graph(const struct walk *w, struct gn_graph *g)
 			g->nodes[idx].handle = t->handle;
 		}
 	}
-	return gn_graph_add_output(g, w->n - 1); /* the root comes last */
+	/* One output per root, in the roots' order. */
+	for (int r = 0; r < nroots; r++) {
+		int rc = gn_graph_add_output(g, roots[r]->index);
+
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* Keep the result bytes in `t`, checking they are what was recorded. */
@@ -144,10 +160,10 @@ static struct gn_tensor *resident_of(const struct gn_graph_node *l)
 	return u;
 }
 
-static int run_local(struct gn_tensor *t, const struct gn_graph *g,
-		     const Genie__Plan *pbplan)
+static int run_local(struct gn_tensor *const *ts, int nt,
+		     const struct gn_graph *g, const Genie__Plan *pbplan)
 {
-	struct gn_session *s = t->session;
+	struct gn_session *s = ts[0]->session;
 	struct gn_exec_input *in;
 	struct gn_exec_result res;
 	struct gn_plan *plan = NULL;
@@ -179,8 +195,15 @@ static int run_local(struct gn_tensor *t, const struct gn_graph *g,
 	if (rc == 0)
 		rc = gn_exec_run(&s->backend, NULL, plan, in, k, &res);
 	if (rc == 0) {
-		rc = adopt_result(t, &res.metas[0], res.payload,
-				  res.payload_len);
+		for (int r = 0; rc == 0 && r < nt; r++) {
+			uint64_t end = r + 1 < nt ? res.offsets[r + 1]
+						  : res.payload_len;
+
+			if (ts[r]->data == NULL)
+				rc = adopt_result(ts[r], &res.metas[r],
+						  res.payload + res.offsets[r],
+						  end - res.offsets[r]);
+		}
 		s->stats.last_exec_ns = res.exec_ns;
 		gn_exec_result_fini(&res);
 	}
@@ -190,31 +213,37 @@ out:
 	return rc;
 }
 
-/* Take the one output of an ExecResult whose payload is in `msg`. */
-static int take_result(struct gn_tensor *t, const Genie__ExecResult *er,
-		       const struct gn_msg *msg)
+/* Take the outputs of an ExecResult whose payload is in `msg`. */
+static int take_result(struct gn_tensor *const *ts, int nt,
+		       const Genie__ExecResult *er, const struct gn_msg *msg)
 {
-	const Genie__PayloadRef *ref;
-	struct gn_tensor_meta m;
-	int rc;
-
-	if (er->n_outputs != 1 || er->n_payload != 1)
+	if (er->n_outputs != (size_t)nt || er->n_payload != (size_t)nt)
 		return gn_error_set(-EPROTO,
 				    "result has %zu outputs and %zu payload "
-				    "references, expected 1 of each",
-				    er->n_outputs, er->n_payload);
-	rc = gn_meta_from_pb(er->outputs[0], &m, "result");
-	if (rc != 0)
-		return rc;
-	ref = er->payload[0];
-	if (ref->offset > msg->payload_len ||
-	    ref->length > msg->payload_len - ref->offset)
-		return gn_error_set(-EPROTO,
-				    "result bytes lie outside the %zu-byte "
-				    "payload",
-				    msg->payload_len);
-	t->session->stats.last_exec_ns = er->exec_ns;
-	return adopt_result(t, &m, msg->payload + ref->offset, ref->length);
+				    "references, expected %d of each",
+				    er->n_outputs, er->n_payload, nt);
+	ts[0]->session->stats.last_exec_ns = er->exec_ns;
+	for (int r = 0; r < nt; r++) {
+		const Genie__PayloadRef *ref = er->payload[r];
+		struct gn_tensor_meta m;
+		int rc = gn_meta_from_pb(er->outputs[r], &m, "result");
+
+		if (rc != 0)
+			return rc;
+		if (ref->offset > msg->payload_len ||
+		    ref->length > msg->payload_len - ref->offset)
+			return gn_error_set(-EPROTO,
+					    "result %d: bytes lie outside the "
+					    "%zu-byte payload",
+					    r, msg->payload_len);
+		if (ts[r]->data != NULL)
+			continue; /* the same tensor named twice */
+		rc = adopt_result(ts[r], &m, msg->payload + ref->offset,
+				  ref->length);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* Whether this connection sent the plan with `fp` recently. */
@@ -254,10 +283,10 @@ static int restore_resident(const struct gn_graph *g)
 	return 0;
 }
 
-static int run_remote(struct gn_tensor *t, struct gn_arena *a,
+static int run_remote(struct gn_tensor *const *ts, int nt, struct gn_arena *a,
 		      const struct gn_graph *g, Genie__Plan *pbplan)
 {
-	struct gn_session *s = t->session;
+	struct gn_session *s = ts[0]->session;
 	Genie__ExecRequest req = GENIE__EXEC_REQUEST__INIT;
 	Genie__PayloadRef *refs, **refp;
 	struct iovec *iov;
@@ -336,7 +365,7 @@ static int run_remote(struct gn_tensor *t, struct gn_arena *a,
 		plan_remember(s, pbplan->fingerprint);
 	else
 		s->stats.plans_by_fingerprint++;
-	rc = take_result(t, er, &msg);
+	rc = take_result(ts, nt, er, &msg);
 	protobuf_c_message_free_unpacked(&er->base, NULL);
 	gn_msg_release(&msg);
 	return rc;
@@ -357,21 +386,37 @@ static int dump_dot(const struct gn_graph *g, const char *path)
 	return rc;
 }
 
-int gn_tensor_materialize(struct gn_tensor *t)
+int gn_tensor_materialize_all(struct gn_tensor *const *ts, int n)
 {
+	struct gn_tensor *lazy[GN_MATERIALIZE_MAX];
 	struct gn_session *s;
 	struct gn_arena *scratch;
 	struct gn_graph *g = NULL;
 	Genie__Plan plan;
 	struct walk w = {0};
 	uint64_t t0;
-	int rc;
+	int nl = 0, rc;
 
-	if (t == NULL)
-		return gn_error_set(-EINVAL, "materialize: NULL tensor");
-	if (t->data != NULL)
+	if (ts == NULL || n < 0 || n > GN_MATERIALIZE_MAX)
+		return gn_error_set(-EINVAL,
+				    "materialize: %d tensors, expected 0..%d "
+				    "and a non-NULL array",
+				    n, GN_MATERIALIZE_MAX);
+	for (int i = 0; i < n; i++) {
+		if (ts[i] == NULL)
+			return gn_error_set(
+				-EINVAL, "materialize: tensor %d is NULL", i);
+		if (ts[i]->session != ts[0]->session)
+			return gn_error_set(-EINVAL,
+					    "materialize: tensor %d belongs to "
+					    "another session than tensor 0",
+					    i);
+		if (ts[i]->data == NULL)
+			lazy[nl++] = ts[i];
+	}
+	if (nl == 0)
 		return 0;
-	s = t->session;
+	s = lazy[0]->session;
 	if (s->kind == GN_TARGET_REMOTE && s->conn == NULL)
 		return gn_error_set(-ECONNRESET,
 				    "materialize: the session lost its runtime "
@@ -381,10 +426,10 @@ int gn_tensor_materialize(struct gn_tensor *t)
 		return gn_last_error_code();
 	t0 = gn_clock_ns();
 	/* No walk can hold more nodes than the session ever recorded. */
-	rc = walk_graph(scratch, t, s->nnodes, &w);
+	rc = walk_graph(scratch, lazy, nl, s->nnodes, &w);
 	if (rc == 0) {
 		g = gn_graph_create();
-		rc = g ? build_graph(&w, g) : gn_last_error_code();
+		rc = g ? build_graph(&w, lazy, nl, g) : gn_last_error_code();
 	}
 	if (rc == 0)
 		rc = gn_graph_optimize(g, s->passes, s->fold_bytes);
@@ -394,8 +439,8 @@ int gn_tensor_materialize(struct gn_tensor *t)
 		rc = gn_plan_from_graph(g, scratch, &plan);
 	if (rc == 0)
 		rc = s->kind == GN_TARGET_LOCAL
-			     ? run_local(t, g, &plan)
-			     : run_remote(t, scratch, g, &plan);
+			     ? run_local(lazy, nl, g, &plan)
+			     : run_remote(lazy, nl, scratch, g, &plan);
 	if (rc == 0) {
 		s->stats.last_latency_ns = gn_clock_ns() - t0;
 		s->stats.requests++;
@@ -410,4 +455,11 @@ int gn_tensor_materialize(struct gn_tensor *t)
 	gn_graph_destroy(&g);
 	gn_arena_destroy(&scratch);
 	return rc;
+}
+
+int gn_tensor_materialize(struct gn_tensor *t)
+{
+	if (t == NULL)
+		return gn_error_set(-EINVAL, "materialize: NULL tensor");
+	return gn_tensor_materialize_all(&t, 1);
 }

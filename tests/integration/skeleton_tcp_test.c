@@ -147,6 +147,68 @@ static void test_chained_materialize(void **state)
 	gn_session_destroy(&s);
 }
 
+/*
+ * Several outputs in one request: h = relu(x W1), a = h + 1, b = h W2
+ * share h, which runs once; one request answers all (and a tensor named
+ * twice, or already computed, is fine). Also on the local target.
+ */
+static void many_outputs(struct gn_session *s)
+{
+	float x[2 * 3] = {1, -2, 3, -4, 5, -6};
+	float w1[3 * 2] = {1, 0, 0, 1, 1, 1};
+	float w2[2 * 1] = {2, -1}, one[1] = {1};
+	int64_t xs[] = {2, 3}, w1s[] = {3, 2}, w2s[] = {2, 1}, os[] = {1};
+	float h[4], a[4], b[2];
+	struct gn_session_stats before, after;
+	struct gn_tensor *th, *ta, *tb, *all[4];
+
+	th = gn_relu(
+		gn_matmul(gn_tensor_from_host(s, GN_DTYPE_F32, 2, xs, x, 0),
+			  gn_tensor_from_host(s, GN_DTYPE_F32, 2, w1s, w1, 0)));
+	ta = gn_add(th, gn_tensor_from_host(s, GN_DTYPE_F32, 1, os, one, 0));
+	tb = gn_matmul(th, gn_tensor_from_host(s, GN_DTYPE_F32, 2, w2s, w2, 0));
+	all[0] = ta;
+	all[1] = tb;
+	all[2] = th;
+	all[3] = ta;
+	assert_int_equal(gn_session_get_stats(s, &before), 0);
+	assert_int_equal(gn_tensor_materialize_all(all, 4), 0);
+	assert_int_equal(gn_session_get_stats(s, &after), 0);
+	assert_int_equal(after.requests - before.requests, 1);
+	assert_int_equal(gn_tensor_to_host(th, h, sizeof(h)), 0);
+	assert_int_equal(gn_tensor_to_host(ta, a, sizeof(a)), 0);
+	assert_int_equal(gn_tensor_to_host(tb, b, sizeof(b)), 0);
+	assert_true(h[0] == 4 && h[1] == 1 && h[2] == 0 && h[3] == 0);
+	assert_true(a[0] == 5 && a[1] == 2 && a[2] == 1 && a[3] == 1);
+	assert_true(b[0] == 7 && b[1] == 0);
+	/* All computed: nothing to do, no request. */
+	assert_int_equal(gn_tensor_materialize_all(all, 4), 0);
+	assert_int_equal(gn_session_get_stats(s, &before), 0);
+	assert_int_equal(before.requests, after.requests);
+	assert_int_equal(gn_tensor_materialize_all(all, 0), 0);
+	assert_int_equal(gn_tensor_materialize_all(NULL, 1), -EINVAL);
+	all[1] = NULL;
+	assert_int_equal(gn_tensor_materialize_all(all, 2), -EINVAL);
+}
+
+static void test_materialize_many_outputs(void **state)
+{
+	struct gn_session *s = open_remote(), *l = gn_session_create(NULL);
+	struct gn_tensor *mix[2];
+	int64_t one = 1;
+	float v = 1;
+
+	(void)state;
+	many_outputs(s);
+	many_outputs(l);
+	mix[0] = gn_relu(gn_tensor_from_host(s, GN_DTYPE_F32, 1, &one, &v, 0));
+	mix[1] = gn_relu(gn_tensor_from_host(l, GN_DTYPE_F32, 1, &one, &v, 0));
+	assert_int_equal(gn_tensor_materialize_all(mix, 2), -EINVAL);
+	assert_non_null(strstr(gn_last_error(), "another session"));
+	gn_session_destroy(&s);
+	gn_session_destroy(&l);
+}
+
 /* A raw, handshaken control connection for hand-made requests. */
 static struct gn_conn *raw_connect(void)
 {
@@ -518,6 +580,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_skeleton_numbers),
 		cmocka_unit_test(test_chained_materialize),
+		cmocka_unit_test(test_materialize_many_outputs),
 		cmocka_unit_test(test_bad_plans_get_errors),
 		cmocka_unit_test(test_bad_frames_close_only_that_connection),
 		cmocka_unit_test(test_plan_cache),

@@ -70,6 +70,19 @@ struct gn_tensor *gn_relu(struct gn_tensor *x);
  */
 int gn_tensor_materialize(struct gn_tensor *t);
 
+/* Most tensors one gn_tensor_materialize_all() call takes. */
+#define GN_MATERIALIZE_MAX 256
+
+/*
+ * Materialize `n` tensors of one session (0..GN_MATERIALIZE_MAX) as one
+ * plan with `n` outputs: work they share runs once and, on a remote
+ * target, it is one request. Tensors that already have values are left
+ * alone; naming one twice is fine. Returns 0, -EINVAL for a NULL array or
+ * tensor, tensors of different sessions or too many, or the errors of
+ * gn_tensor_materialize().
+ */
+int gn_tensor_materialize_all(struct gn_tensor *const *ts, int n);
+
 /*
  * Materialize `t` if needed and copy its value into `dst`, which holds
  * `dst_size` bytes. Returns 0, -EINVAL when dst_size differs from
