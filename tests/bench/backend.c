@@ -69,6 +69,19 @@ static struct workload g_workloads[] = {
 };
 #define NWORKLOADS (int)(sizeof(g_workloads) / sizeof(g_workloads[0]))
 
+/*
+ * ResNet-18 batch 1 through a genie-runtime on loopback (weights resident,
+ * the same CPU backend and threads) next to the local run, in the same
+ * benchmark run: the "remote vs local" row of the performance contract.
+ */
+static struct {
+	int ran, ok;
+	double med, min, exec_med, local_med, max_diff;
+	int exit_status;
+} g_remote;
+static float *g_b1_out; /* the local resnet18_b1 output, for the remote row */
+static size_t g_b1_n;
+
 struct options {
 	const char *target;
 	int threads, quick, json, iters, resident;
@@ -429,6 +442,11 @@ static int run_workload(const struct options *o, struct gn_session *s,
 	rc = torch_best(o, w, wfile, ofile, tw, ti);
 	if (rc == 0)
 		rc = compare(w, out, nout, ofile);
+	if (rc == 0 && w == &g_workloads[0]) {
+		g_b1_out = out;
+		g_b1_n = nout;
+		out = NULL;
+	}
 	if (rc == 0) {
 		w->ran = 1;
 		if (!w->ok)
@@ -459,6 +477,82 @@ static int selected(const struct options *o, enum bench_model_kind kind)
 		     strcmp(o->only, g_workloads[i].name) == 0))
 			return 1;
 	return 0;
+}
+
+/*
+ * The remote row: start a runtime, run resnet18_b1 there with the weights
+ * resident, compare with the local output `ref` (n floats).
+ */
+static int run_remote_b1(const struct options *o, struct bench_model *m,
+			 const float *ref, size_t n)
+{
+	struct workload *w = &g_workloads[0];
+	int q = o->quick ? 1 : 0;
+	int gw = w->g_warm[q], gi = o->iters ? o->iters : w->g_iters[q];
+	struct gn_session_opts so;
+	struct bench_runtime rt;
+	struct gn_session *s = NULL;
+	char url[64];
+	int64_t ishape[4];
+	size_t nin =
+		numel(ishape, bench_model_input_shape(m, w->batch, ishape));
+	float *in = malloc(nin * sizeof(float)), *out = malloc(n * 4);
+	double *lat = calloc((size_t)gi, sizeof(double));
+	double *exec = calloc((size_t)gi, sizeof(double));
+	int rc = -ENOMEM;
+
+	if (!in || !out || !lat || !exec)
+		goto out;
+	bench_fill_input(in, nin, 0x5EED0000ULL + (uint64_t)w->batch);
+	rc = bench_runtime_start(o->runtime, &rt);
+	if (rc != 0)
+		goto out;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", rt.port);
+	gn_session_opts_init(&so, sizeof(so));
+	so.target = url;
+	so.name = "bench-backend-remote";
+	so.timeout_ms = -1;
+	s = gn_session_create(&so);
+	rc = s ? bench_model_bind(m, s, 1) : -ECONNREFUSED;
+	if (rc != 0)
+		fprintf(stderr, "backend: remote resnet18_b1 on %s: %s\n", url,
+			gn_last_error());
+	if (rc == 0) {
+		fprintf(stderr,
+			"backend: resnet18_b1 on %s (weights "
+			"resident)\n",
+			url);
+		rc = genie_run(s, m, w, in, out, n * 4, gw, gi, lat, exec);
+	}
+	if (rc == 0) {
+		g_remote.ran = 1;
+		g_remote.med = median(lat, gi);
+		g_remote.exec_med = median(exec, gi);
+		g_remote.min = lat[0];
+		for (int i = 1; i < gi; i++)
+			if (lat[i] < g_remote.min)
+				g_remote.min = lat[i];
+		g_remote.local_med = w->g_med;
+		for (size_t i = 0; i < n; i++) {
+			double d = fabs((double)out[i] - ref[i]);
+
+			if (d > g_remote.max_diff)
+				g_remote.max_diff = d;
+		}
+		/* Same kernels, same threads: the same numbers. */
+		g_remote.ok = g_remote.max_diff <= 1e-5 * (w->ref_max + 1);
+	}
+	gn_session_destroy(&s);
+	g_remote.exit_status = bench_runtime_stop(&rt);
+	if (g_remote.exit_status != 0)
+		fprintf(stderr, "backend: genie-runtime exited with %d\n",
+			g_remote.exit_status);
+out:
+	free(in);
+	free(out);
+	free(lat);
+	free(exec);
+	return rc;
 }
 
 /* Run every selected workload of one model in a fresh session. */
@@ -508,6 +602,8 @@ static int run_model(const struct options *o, enum bench_model_kind kind,
 			continue;
 		rc = run_workload(o, s, m, w);
 	}
+	if (rc == 0 && g_b1_out != NULL && strcmp(o->target, "local") == 0)
+		rc = run_remote_b1(o, m, g_b1_out, g_b1_n);
 out_session:
 	gn_session_destroy(&s);
 out_model:
@@ -562,6 +658,14 @@ static void print_table(const struct options *o, const char *backend,
 	else if (idle_rc != 1)
 		printf("genie-runtime idle: not measured (%s)\n",
 		       strerror(-idle_rc));
+	if (g_remote.ran)
+		printf("remote resnet18_b1 (genie-runtime on tcp loopback, "
+		       "weights resident): med %.2f ms, min %.2f ms, exec med "
+		       "%.2f ms; local med %.2f ms; remote/local %.3f (target "
+		       "<= 1.10); outputs %s (max diff %.2g)\n",
+		       g_remote.med, g_remote.min, g_remote.exec_med,
+		       g_remote.local_med, g_remote.med / g_remote.local_med,
+		       g_remote.ok ? "equal" : "DIFFER", g_remote.max_diff);
 }
 
 static void json_workload(const struct workload *w, const char *key)
@@ -676,6 +780,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NWORKLOADS; i++)
 		if (g_workloads[i].ran && !g_workloads[i].ok)
 			ok = 0;
+	if (g_remote.ran && (!g_remote.ok || g_remote.exit_status != 0))
+		ok = 0;
 	print_table(&o, backend, &idle, idle_rc);
 	if (o.json) {
 		printf("{\"threads\": %d, \"target\": \"%s\", \"backend\": "
@@ -688,6 +794,12 @@ int main(int argc, char **argv)
 		json_workload(&g_workloads[0], "resnet18_b1");
 		json_workload(&g_workloads[1], "resnet18_b8");
 		json_workload(&g_workloads[2], "transformer_block");
+		if (g_remote.ran)
+			printf("\"resnet18_b1_remote_median_ms\": %.3f, "
+			       "\"resnet18_b1_remote_vs_local_ratio\": %.3f, "
+			       "\"resnet18_b1_remote_ok\": %s, ",
+			       g_remote.med, g_remote.med / g_remote.local_med,
+			       g_remote.ok ? "true" : "false");
 		if (idle_rc == 0)
 			printf("\"runtime_idle_rss_mib\": %.2f, "
 			       "\"runtime_idle_cpu_percent\": %.3f, ",
@@ -698,6 +810,7 @@ int main(int argc, char **argv)
 		printf("\"ok\": %s}\n",
 		       ok && rc == 0 && idle_rc <= 1 ? "true" : "false");
 	}
+	free(g_b1_out);
 	if (rc != 0 || !ok || (idle_rc != 0 && idle_rc != 1))
 		return 1;
 	return 0;

@@ -166,33 +166,34 @@ static int stop_child(pid_t pid)
 	return wait_status(pid);
 }
 
-int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
-		       struct bench_idle *r)
+int bench_runtime_start(const char *runtime, struct bench_runtime *rt)
 {
-	char dir[] = "/tmp/genie-bench-rt-XXXXXX", port_file[64], logf[64];
-	long long t0, t1, rss;
-	double w0, w1, deadline;
-	int rc = 0;
+	char *dir = rt->dir;
+	double deadline;
 	pid_t pid;
+	FILE *f;
+	int rc = 0;
 
+	memset(rt, 0, sizeof(*rt));
+	snprintf(rt->dir, sizeof(rt->dir), "/tmp/genie-bench-rt-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return -errno;
-	snprintf(port_file, sizeof(port_file), "%s/port", dir);
-	snprintf(logf, sizeof(logf), "%s/log", dir);
+	snprintf(rt->port_file, sizeof(rt->port_file), "%s/port", dir);
+	snprintf(rt->log, sizeof(rt->log), "%s/log", dir);
 	pid = fork();
 	if (pid < 0) {
 		rc = -errno;
 		goto out_dir;
 	}
 	if (pid == 0) {
-		int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fd = open(rt->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 		if (fd >= 0) {
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
 		execl(runtime, runtime, "--listen", "tcp://127.0.0.1:0",
-		      "--backend", "cpu", "--port-file", port_file,
+		      "--backend", "cpu", "--port-file", rt->port_file,
 		      (char *)NULL);
 		fprintf(stderr, "cannot run %s: %s\n", runtime,
 			strerror(errno));
@@ -204,13 +205,13 @@ int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
 	for (;;) {
 		struct stat sb;
 
-		if (stat(port_file, &sb) == 0 && sb.st_size > 0)
+		if (stat(rt->port_file, &sb) == 0 && sb.st_size > 0)
 			break;
 		if (child_gone(pid)) {
 			fprintf(stderr,
 				"backend: genie-runtime exited before "
 				"listening; its log is %s\n",
-				logf);
+				rt->log);
 			rc = -ECHILD;
 			goto out_dir;
 		}
@@ -218,14 +219,53 @@ int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
 			fprintf(stderr,
 				"backend: no port file from genie-runtime "
 				"within 10 s; its log is %s\n",
-				logf);
+				rt->log);
 			stop_child(pid);
 			rc = -ETIMEDOUT;
 			goto out_dir;
 		}
 		sleep_s(0.02);
 	}
+	f = fopen(rt->port_file, "r");
+	if (f == NULL || fscanf(f, "%d", &rt->port) != 1) {
+		if (f)
+			fclose(f);
+		stop_child(pid);
+		rc = -EPROTO;
+		goto out_dir;
+	}
+	fclose(f);
+	rt->pid = pid;
+	return 0;
+out_dir:
+	unlink(rt->port_file);
+	rmdir(dir);
+	return rc;
+}
 
+int bench_runtime_stop(struct bench_runtime *rt)
+{
+	int st = stop_child(rt->pid);
+
+	if (st == 0)
+		unlink(rt->log);
+	unlink(rt->port_file);
+	rmdir(rt->dir);
+	return st;
+}
+
+int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
+		       struct bench_idle *r)
+{
+	struct bench_runtime rt;
+	long long t0, t1, rss;
+	double w0, w1;
+	pid_t pid;
+	int rc = bench_runtime_start(runtime, &rt);
+
+	if (rc != 0)
+		return rc;
+	pid = rt.pid;
 	sleep_s(settle_s);
 	t0 = proc_cpu_ticks(pid);
 	w0 = bench_now();
@@ -238,18 +278,13 @@ int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
 			"backend: cannot read /proc/%d of "
 			"genie-runtime\n",
 			(int)pid);
-		stop_child(pid);
-		rc = -ECHILD;
-		goto out_dir;
+		bench_runtime_stop(&rt);
+		return -ECHILD;
 	}
 	r->interval_s = w1 - w0;
 	r->cpu_percent = 100.0 * (double)(t1 - t0) /
 			 (double)sysconf(_SC_CLK_TCK) / r->interval_s;
 	r->rss_mib = (double)rss / 1024.0;
-	r->exit_status = stop_child(pid);
-	unlink(logf);
-out_dir:
-	unlink(port_file);
-	rmdir(dir);
+	r->exit_status = bench_runtime_stop(&rt);
 	return rc;
 }

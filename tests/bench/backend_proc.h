@@ -22,6 +22,23 @@ struct bench_idle {
 	int exit_status;    /* after SIGTERM: 0 when it shut down cleanly */
 };
 
+/* A genie-runtime child on a loopback port. */
+struct bench_runtime {
+	int pid;
+	int port;
+	char dir[64], port_file[96], log[96];
+};
+
+/*
+ * Start `runtime` on tcp://127.0.0.1:0 with the CPU backend (its kernel
+ * threads from GENIE_CPU_THREADS) and wait up to 10 s for its port.
+ * Returns 0 or -errno (-ETIMEDOUT, -ECHILD when it exited early).
+ */
+int bench_runtime_start(const char *runtime, struct bench_runtime *rt);
+
+/* SIGTERM it and reap it: its exit status (0 after a clean stop). */
+int bench_runtime_stop(struct bench_runtime *rt);
+
 /*
  * Start `runtime` on tcp://127.0.0.1:0 with the CPU backend, wait for its
  * port file, let it settle `settle_s` seconds, then measure it for
