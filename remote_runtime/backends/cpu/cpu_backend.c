@@ -20,6 +20,7 @@
 
 struct cpu_ctx {
 	struct gn_cpu_dnnl *dnnl; /* NULL: plain C only */
+	int chains_on_c; /* GENIE_CPU_CHAINS_ON_C=1: test hook, see below */
 	int threads;
 	char what[96];
 };
@@ -62,6 +63,8 @@ static int cpu_init(void **ctx)
 	}
 	if (c->threads == 0)
 		c->threads = ncpu > 0 ? (int)ncpu : 1;
+	/* Runs accepted chains through the fallback oneDNN rarely needs. */
+	c->chains_on_c = env_int("GENIE_CPU_CHAINS_ON_C", 0) == 1;
 	/* OpenMP's pool is per process: the last backend opened sets it. */
 	omp_set_num_threads(c->threads);
 	if (use_dnnl) {
@@ -123,6 +126,33 @@ static int cpu_sync(void *ctx)
 	return 0;
 }
 
+/* The plain C kernel for `c` (the reference). */
+static int run_c(const struct cpu_call *c)
+{
+	switch (gn_op_kind(c->op)) {
+	case GN_OP_KIND_UNARY:
+	case GN_OP_KIND_BINARY: return gn_cpu_elementwise(c);
+	case GN_OP_KIND_SHAPE: return gn_cpu_shape(c);
+	case GN_OP_KIND_SOURCE:
+		return c->op == GN_OP_INPUT
+			       ? gn_cpu_unsupported(c, c->om->dtype)
+			       : gn_cpu_source(c);
+	default: break;
+	}
+	switch (c->op) {
+	case GN_OP_MATMUL:
+	case GN_OP_LINEAR: return gn_cpu_linalg(c);
+	case GN_OP_REDUCE_SUM:
+	case GN_OP_REDUCE_MEAN:
+	case GN_OP_REDUCE_MAX:
+	case GN_OP_ARGMAX:
+	case GN_OP_EMBEDDING:
+	case GN_OP_EMBEDDING_BAG:
+	case GN_OP_GATHER: return gn_cpu_reduce_index(c);
+	default: return gn_cpu_nn(c);
+	}
+}
+
 static int cpu_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 		   const struct gn_tensor_meta *const *im,
 		   const void *const *in, int nin,
@@ -137,27 +167,61 @@ static int cpu_run(void *ctx, enum gn_op op, const struct gn_op_attrs *attrs,
 	rc = gn_cpu_dnnl_run(cc->dnnl, &c, 0);
 	if (rc != GN_CPU_DNNL_DECLINE)
 		return rc;
-	switch (gn_op_kind(op)) {
-	case GN_OP_KIND_UNARY:
-	case GN_OP_KIND_BINARY: return gn_cpu_elementwise(&c);
-	case GN_OP_KIND_SHAPE: return gn_cpu_shape(&c);
-	case GN_OP_KIND_SOURCE:
-		return op == GN_OP_INPUT ? gn_cpu_unsupported(&c, om->dtype)
-					 : gn_cpu_source(&c);
-	default: break;
+	return run_c(&c);
+}
+
+static void *scratch_alloc(const struct gn_tensor_meta *m)
+{
+	size_t n = gn_meta_nbytes(m);
+
+	return aligned_alloc(64, ((n ? n : 1) + 63) & ~(size_t)63);
+}
+
+/*
+ * A chain oneDNN accepted and then could not build (a shape its
+ * primitives refuse): each node on the C kernels, through temporaries.
+ */
+static int run_chain_c(const struct gn_fused_call *c)
+{
+	const struct gn_tensor_meta *im[GN_FUSE_MAX_EXTRA + 1];
+	const void *ib[GN_FUSE_MAX_EXTRA + 1];
+	void *cur = c->nsteps ? scratch_alloc(c->head_meta) : c->out;
+	struct cpu_call call = {c->op,	c->attrs,     c->in_meta, c->in,
+				c->nin, c->head_meta, cur};
+	int rc;
+
+	if (cur == NULL)
+		return gn_error_set(-ENOMEM, "cpu: no memory for a chain");
+	rc = gn_meta_numel(c->head_meta) ? run_c(&call) : 0;
+	for (int i = 0; rc == 0 && i < c->nsteps; i++) {
+		const struct gn_fused_step *s = &c->steps[i];
+		int last = i == c->nsteps - 1, e = 0;
+		void *next = last ? c->out : scratch_alloc(s->out_meta);
+
+		if (next == NULL) {
+			rc = gn_error_set(-ENOMEM, "cpu: no memory for a "
+						   "chain");
+			break;
+		}
+		for (int k = 0; k <= s->nextra; k++) {
+			if (k == s->chain_pos) {
+				im[k] = i ? c->steps[i - 1].out_meta
+					  : c->head_meta;
+				ib[k] = cur;
+			} else {
+				im[k] = s->extra_meta[e];
+				ib[k] = s->extra[e++];
+			}
+		}
+		call = (struct cpu_call){s->op,		s->attrs,    im,  ib,
+					 s->nextra + 1, s->out_meta, next};
+		rc = gn_meta_numel(s->out_meta) ? run_c(&call) : 0;
+		free(cur);
+		cur = next;
 	}
-	switch (op) {
-	case GN_OP_MATMUL:
-	case GN_OP_LINEAR: return gn_cpu_linalg(&c);
-	case GN_OP_REDUCE_SUM:
-	case GN_OP_REDUCE_MEAN:
-	case GN_OP_REDUCE_MAX:
-	case GN_OP_ARGMAX:
-	case GN_OP_EMBEDDING:
-	case GN_OP_EMBEDDING_BAG:
-	case GN_OP_GATHER: return gn_cpu_reduce_index(&c);
-	default: return gn_cpu_nn(&c);
-	}
+	if (cur != c->out)
+		free(cur);
+	return rc;
 }
 
 static int cpu_fusable(void *ctx, const struct gn_fused_call *c,
@@ -167,7 +231,7 @@ static int cpu_fusable(void *ctx, const struct gn_fused_call *c,
 	       gn_cpu_dnnl_fusable(c, s);
 }
 
-/* fusable() only accepts chains oneDNN takes whole (see cpu_dnnl.c). */
+/* A chain on oneDNN, or node by node on the C kernels when it declines. */
 static int cpu_run_fused(void *ctx, const struct gn_fused_call *c)
 {
 	struct cpu_ctx *cc = ctx;
@@ -175,13 +239,9 @@ static int cpu_run_fused(void *ctx, const struct gn_fused_call *c)
 
 	if (gn_meta_numel(c->out_meta) == 0)
 		return 0;
-	rc = gn_cpu_dnnl_run_fused(cc->dnnl, c);
-	if (rc == GN_CPU_DNNL_DECLINE)
-		return gn_error_set(-EOPNOTSUPP,
-				    "cpu: oneDNN declined a fused %s chain "
-				    "it had accepted",
-				    gn_op_name(c->op));
-	return rc;
+	rc = cc->chains_on_c ? GN_CPU_DNNL_DECLINE
+			     : gn_cpu_dnnl_run_fused(cc->dnnl, c);
+	return rc == GN_CPU_DNNL_DECLINE ? run_chain_c(c) : rc;
 }
 
 static void cpu_forget(void *ctx, const void *ptr)

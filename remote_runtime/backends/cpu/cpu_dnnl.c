@@ -28,6 +28,9 @@
 
 #include "cpu_internal.h"
 #include "gn_error.h"
+#include "log.h"
+
+GN_LOG_REGISTER(cpu)
 
 #define PRIM_SLOTS 1024 /* power of two */
 #define WCACHE_MAX 512
@@ -82,6 +85,22 @@ static int dnnl_fail(dnnl_status_t st, const char *what)
 	return gn_error_set(st == dnnl_out_of_memory ? -ENOMEM : -EIO,
 			    "oneDNN: %s failed (status %d)", what, (int)st);
 }
+
+/*
+ * Building a descriptor or primitive: oneDNN refusing (unimplemented,
+ * shapes it does not take) means the C kernels run it instead.
+ */
+#define CKD(call, what)                                       \
+	do {                                                  \
+		dnnl_status_t st_ = (call);                   \
+		if (st_ != dnnl_success) {                    \
+			GN_LOG(DEBUG, cpu,                    \
+			       "oneDNN declines: %s (status " \
+			       "%d)",                         \
+			       what, (int)st_);               \
+			return GN_CPU_DNNL_DECLINE;           \
+		}                                             \
+	} while (0)
 
 #define CK(call, what)                               \
 	do {                                         \
@@ -168,9 +187,9 @@ static int reorder_prim(struct gn_cpu_dnnl *d, const dnnl_memory_desc_t *from,
 	dnnl_primitive_desc_t pd;
 
 	*out = NULL;
-	CK(dnnl_reorder_primitive_desc_create(&pd, from, d->eng, to, d->eng,
-					      attr),
-	   "reorder descriptor");
+	CKD(dnnl_reorder_primitive_desc_create(&pd, from, d->eng, to, d->eng,
+					       attr),
+	    "reorder descriptor");
 	dnnl_status_t st = dnnl_primitive_create(out, pd);
 
 	dnnl_primitive_desc_destroy(pd);
@@ -279,8 +298,8 @@ static int make_prim(struct gn_cpu_dnnl *d, const_dnnl_op_desc_t desc,
 {
 	dnnl_primitive_desc_t pd;
 
-	CK(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL),
-	   "primitive descriptor");
+	CKD(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL),
+	    "primitive descriptor");
 	dnnl_status_t st = dnnl_primitive_create(out, pd);
 
 	if (st != dnnl_success) {
@@ -638,11 +657,11 @@ static int conv_build(struct gn_cpu_dnnl *d, const struct gn_fused_call *c,
 	md_plain(&bias_md, 1, &o);
 	p->fold_bn = bn != NULL;
 	p->sum = chain_find(c, GN_OP_ADD) != NULL;
-	CK(dnnl_dilated_convolution_forward_desc_init(
-		   &cd, dnnl_forward_inference, dnnl_convolution_direct,
-		   &src_any, &wei_any, has_bias || bn ? &bias_md : NULL,
-		   &dst_any, st, dil, pl, pr),
-	   "convolution descriptor");
+	CKD(dnnl_dilated_convolution_forward_desc_init(
+		    &cd, dnnl_forward_inference, dnnl_convolution_direct,
+		    &src_any, &wei_any, has_bias || bn ? &bias_md : NULL,
+		    &dst_any, st, dil, pl, pr),
+	    "convolution descriptor");
 	attr = new_attr();
 	if (attr == NULL)
 		return gn_error_set(-ENOMEM, "oneDNN: no attributes");
@@ -884,16 +903,16 @@ static int mm_build(struct gn_cpu_dnnl *d, const struct mm_desc *m,
 		dims[i] = m->ad[i];
 		strides[i] = m->as[i];
 	}
-	CK(dnnl_memory_desc_init_by_strides(&p->src_md, m->nd, dims, dnnl_f32,
-					    strides),
-	   "matmul source");
+	CKD(dnnl_memory_desc_init_by_strides(&p->src_md, m->nd, dims, dnnl_f32,
+					     strides),
+	    "matmul source");
 	for (int i = 0; i < m->nd; i++) {
 		dims[i] = m->bd[i];
 		strides[i] = m->bs[i];
 	}
-	CK(dnnl_memory_desc_init_by_strides(&p->wei_md, m->nd, dims, dnnl_f32,
-					    strides),
-	   "matmul weights");
+	CKD(dnnl_memory_desc_init_by_strides(&p->wei_md, m->nd, dims, dnnl_f32,
+					     strides),
+	    "matmul weights");
 	md_plain(&p->dst_md, m->nd, m->od);
 	for (int i = 0; i < m->nd; i++)
 		bdims[i] = 1;
@@ -904,9 +923,9 @@ static int mm_build(struct gn_cpu_dnnl *d, const struct mm_desc *m,
 				     : m->nd == 4 ? dnnl_abcd
 						  : dnnl_abcde);
 	p->bias_md = bias_md;
-	CK(dnnl_matmul_desc_init(&md, &p->src_md, &p->wei_md,
-				 m->has_bias ? &bias_md : NULL, &p->dst_md),
-	   "matmul descriptor");
+	CKD(dnnl_matmul_desc_init(&md, &p->src_md, &p->wei_md,
+				  m->has_bias ? &bias_md : NULL, &p->dst_md),
+	    "matmul descriptor");
 	attr = new_attr();
 	if (attr == NULL)
 		return gn_error_set(-ENOMEM, "oneDNN: no attributes");
@@ -1194,11 +1213,11 @@ static int softmax_rows(struct gn_cpu_dnnl *d, float *x, int64_t rows,
 	int rc;
 
 	md_plain(&md, 2, dims);
-	CK(dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
-					     logsm ? dnnl_softmax_log
-						   : dnnl_softmax_accurate,
-					     &md, &md, 1),
-	   "softmax descriptor");
+	CKD(dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
+					      logsm ? dnnl_softmax_log
+						    : dnnl_softmax_accurate,
+					      &md, &md, 1),
+	    "softmax descriptor");
 	key_add(&k, GN_OP_SOFTMAX);
 	key_add(&k, logsm);
 	key_add(&k, rows);
@@ -1233,12 +1252,12 @@ static int softmax_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	for (int i = axis + 1; i < nd; i++)
 		dims[2] *= x->shape[i];
 	md_plain(&md, 3, dims);
-	CK(dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
-					     c->op == GN_OP_LOG_SOFTMAX
-						     ? dnnl_softmax_log
-						     : dnnl_softmax_accurate,
-					     &md, &md, 1),
-	   "softmax descriptor");
+	CKD(dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
+					      c->op == GN_OP_LOG_SOFTMAX
+						      ? dnnl_softmax_log
+						      : dnnl_softmax_accurate,
+					      &md, &md, 1),
+	    "softmax descriptor");
 	key_add(&k, c->op);
 	key_add(&k, dims[0]);
 	key_add(&k, dims[1]);
@@ -1291,9 +1310,9 @@ static int pool_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 		return GN_CPU_DNNL_DECLINE;
 	md_plain(&sm, 4, x->shape);
 	md_plain(&dm, 4, o->shape);
-	CK(dnnl_pooling_v2_forward_desc_init(&pd, dnnl_forward_inference, alg,
-					     &sm, &dm, st, kern, dil, pl, pr),
-	   "pooling descriptor");
+	CKD(dnnl_pooling_v2_forward_desc_init(&pd, dnnl_forward_inference, alg,
+					      &sm, &dm, st, kern, dil, pl, pr),
+	    "pooling descriptor");
 	key_add(&k, c->op);
 	key_meta(&k, x);
 	key_attrs(&k, c->a);
@@ -1327,10 +1346,10 @@ static int bnorm_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 		dims[i] = x->shape[i];
 	md_plain(&xm, nd, dims);
 	md_plain(&cm, 1, &C);
-	CK(dnnl_batch_normalization_forward_desc_init(
-		   &bd, dnnl_forward_inference, &xm, eps,
-		   dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift),
-	   "batchnorm descriptor");
+	CKD(dnnl_batch_normalization_forward_desc_init(
+		    &bd, dnnl_forward_inference, &xm, eps,
+		    dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift),
+	    "batchnorm descriptor");
 	key_add(&k, c->op);
 	key_meta(&k, x);
 	key_attrs(&k, c->a);
@@ -1368,10 +1387,10 @@ static int lnorm_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 		dims[i < x->ndim - n ? 0 : 1] *= x->shape[i];
 	md_plain(&xm, 2, dims);
 	md_plain(&gm, 1, &dims[1]);
-	CK(dnnl_layer_normalization_forward_desc_init(
-		   &ld, dnnl_forward_inference, &xm, NULL, eps,
-		   dnnl_use_scale | dnnl_use_shift),
-	   "layernorm descriptor");
+	CKD(dnnl_layer_normalization_forward_desc_init(
+		    &ld, dnnl_forward_inference, &xm, NULL, eps,
+		    dnnl_use_scale | dnnl_use_shift),
+	    "layernorm descriptor");
 	key_add(&k, c->op);
 	key_add(&k, dims[0]);
 	key_add(&k, dims[1]);
@@ -1404,9 +1423,9 @@ static int eltwise_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	if (!eltwise_alg(c->op, c->a, &alg, &al, &be))
 		return GN_CPU_DNNL_DECLINE;
 	md_plain(&md, 1, &n);
-	CK(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, &md,
-					  al, be),
-	   "eltwise descriptor");
+	CKD(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg,
+					   &md, al, be),
+	    "eltwise descriptor");
 	key_add(&k, c->op);
 	key_add(&k, n);
 	key_attrs(&k, c->a);
@@ -1458,8 +1477,8 @@ static int binary_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	md_plain(&am, nd, ad);
 	md_plain(&bm, nd, bd);
 	md_plain(&om, nd, ad);
-	CK(dnnl_binary_desc_init(&bdsc, alg, &am, &bm, &om),
-	   "binary descriptor");
+	CKD(dnnl_binary_desc_init(&bdsc, alg, &am, &bm, &om),
+	    "binary descriptor");
 	key_add(&k, c->op);
 	key_add(&k, nd);
 	for (int i = 0; i < nd; i++) {
