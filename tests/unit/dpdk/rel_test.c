@@ -1,0 +1,623 @@
+/*
+ * Reliable messaging (dpdk/rel.c) between two endpoints over a pair of
+ * lossy links (dpdk/fault.c) with a simulated clock: headers and hostile
+ * frames, handshake, large messages arriving bit-exact under loss, bursts,
+ * reordering and duplication, failure within the retry limit at 100% loss,
+ * strays, refusals, and the rule that a buffer is never handed back while
+ * the layer below may still read it.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fault.h"
+#include "gn_error.h"
+#include "rel.h"
+
+#define MAXMSG 64
+
+struct side;
+
+struct net {
+	struct side *a, *b;
+	uint64_t now;
+	int defer_tx_done; /* hold tx_done a while, like a NIC ring */
+};
+
+struct pending_tx {
+	void *ref;
+	const uint8_t *payload;
+	uint64_t at;
+};
+
+struct side {
+	struct net *net;
+	struct gn_rel_ep *ep;
+	struct gn_rel_addr addr;
+	struct gn_fault *link; /* what this side sends goes through it */
+	struct side *peer;
+	struct gn_rel_session *s; /* the one session (client or accepted) */
+	/* received messages */
+	uint8_t *rx_buf[MAXMSG];
+	uint64_t rx_len[MAXMSG];
+	int rx_done[MAXMSG];
+	int refuse;
+	/* sent messages, and their buffers */
+	const uint8_t *src[MAXMSG];
+	uint64_t src_len[MAXMSG];
+	int sent_status[MAXMSG];
+	int sent_done[MAXMSG];
+	int closed, closed_status;
+	/* held transmissions */
+	struct pending_tx *held;
+	size_t nheld, capheld;
+	uint64_t tx_done_count;
+};
+
+static uint8_t g_frame[16384];
+
+static void tx_done_later(struct side *sd, void *ref, const void *payload)
+{
+	if (sd->nheld == sd->capheld) {
+		sd->capheld = sd->capheld ? 2 * sd->capheld : 1024;
+		sd->held = realloc(sd->held, sd->capheld * sizeof(*sd->held));
+		assert_non_null(sd->held);
+	}
+	sd->held[sd->nheld++] =
+		(struct pending_tx){ref, payload, sd->net->now + 50000};
+}
+
+static int tx(void *ctx, const struct gn_rel_pkt *p)
+{
+	struct side *sd = ctx;
+
+	assert_true(p->hdr_len + p->payload_len <= sizeof(g_frame));
+	memcpy(g_frame, p->hdr, p->hdr_len);
+	if (p->payload_len)
+		memcpy(g_frame + p->hdr_len, p->payload, p->payload_len);
+	assert_int_equal(gn_fault_offer(sd->link, g_frame,
+					p->hdr_len + p->payload_len,
+					sd->net->now),
+			 0);
+	if (p->tx_ref != NULL) {
+		if (sd->net->defer_tx_done)
+			tx_done_later(sd, p->tx_ref, p->payload);
+		else
+			gn_rel_tx_done(sd->ep, p->tx_ref);
+	}
+	return 0;
+}
+
+static void on_accept(void *ctx, struct gn_rel_session *s)
+{
+	struct side *sd = ctx;
+
+	sd->s = s;
+}
+
+static void *rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
+		       uint64_t len)
+{
+	struct side *sd = ctx;
+
+	(void)s;
+	if (sd->refuse || id >= MAXMSG)
+		return NULL;
+	if (sd->rx_buf[id] == NULL)
+		sd->rx_buf[id] = malloc(len ? len : 1);
+	sd->rx_len[id] = len;
+	return sd->rx_buf[id];
+}
+
+static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
+		       void *buf, uint64_t len)
+{
+	struct side *sd = ctx;
+
+	(void)s;
+	assert_true(id < MAXMSG);
+	assert_ptr_equal(buf, sd->rx_buf[id]);
+	assert_int_equal(len, sd->rx_len[id]);
+	sd->rx_done[id]++;
+}
+
+static void on_sent(void *ctx, struct gn_rel_session *s, void *cookie,
+		    int status)
+{
+	struct side *sd = ctx;
+	uintptr_t id = (uintptr_t)cookie;
+
+	(void)s;
+	/* Never while the layer below may still read the buffer. */
+	for (size_t i = 0; sd->src[id] != NULL && i < sd->nheld; i++)
+		if (sd->held[i].payload >= sd->src[id] &&
+		    sd->held[i].payload < sd->src[id] + sd->src_len[id])
+			fail_msg("message %lu handed back with a packet still "
+				 "in the TX ring",
+				 (unsigned long)id);
+	sd->sent_status[id] = status;
+	sd->sent_done[id]++;
+}
+
+static void on_closed(void *ctx, struct gn_rel_session *s, int status)
+{
+	struct side *sd = ctx;
+
+	if (s == sd->s)
+		sd->s = NULL;
+	sd->closed++;
+	sd->closed_status = status;
+}
+
+static void deliver(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct side *to = ctx;
+
+	gn_rel_input(to->ep, frame, len, to->net->now);
+}
+
+static void side_init(struct side *sd, struct net *net, int server,
+		      const struct gn_fault_opts *fo,
+		      const struct gn_rel_config *cfg_in)
+{
+	struct gn_rel_config cfg;
+	struct gn_rel_ops ops = {
+		.ctx = sd,
+		.tx = tx,
+		.on_accept = on_accept,
+		.rx_buffer = rx_buffer,
+		.on_message = on_message,
+		.on_sent = on_sent,
+		.on_closed = on_closed,
+	};
+
+	memset(sd, 0, sizeof(*sd));
+	sd->net = net;
+	sd->addr = (struct gn_rel_addr){{2, 0, 0, 0, 0, (uint8_t)server},
+					0x0a000001u + (uint32_t)server,
+					(uint16_t)(7000 + server)};
+	if (cfg_in)
+		cfg = *cfg_in;
+	else
+		gn_rel_config_init(&cfg, sizeof(cfg));
+	cfg.accept = server;
+	sd->ep = gn_rel_ep_create(&cfg, &sd->addr, &ops);
+	assert_non_null(sd->ep);
+	sd->link = gn_fault_create(fo);
+	assert_non_null(sd->link);
+}
+
+static void side_fini(struct side *sd)
+{
+	gn_rel_ep_destroy(&sd->ep);
+	gn_fault_destroy(&sd->link);
+	for (int i = 0; i < MAXMSG; i++)
+		free(sd->rx_buf[i]);
+	free(sd->held);
+}
+
+/* Release held transmissions that are due (out of the list first). */
+static void release_held(struct side *sd)
+{
+	void **due = malloc((sd->nheld + 1) * sizeof(*due));
+	size_t k = 0, nd = 0;
+
+	assert_non_null(due);
+	for (size_t i = 0; i < sd->nheld; i++) {
+		if (sd->held[i].at <= sd->net->now)
+			due[nd++] = sd->held[i].ref;
+		else
+			sd->held[k++] = sd->held[i];
+	}
+	sd->nheld = k;
+	for (size_t i = 0; i < nd; i++) {
+		sd->tx_done_count++;
+		gn_rel_tx_done(sd->ep, due[i]);
+	}
+	free(due);
+}
+
+/* Advance the simulated clock until `done` or `limit` ns have passed. */
+static void run(struct net *n, int (*done)(struct net *), uint64_t limit)
+{
+	uint64_t end = n->now + limit;
+
+	while (!done(n) && n->now < end) {
+		uint64_t next = UINT64_MAX, t;
+
+		gn_fault_deliver(n->a->link, n->now, deliver, n->b);
+		gn_fault_deliver(n->b->link, n->now, deliver, n->a);
+		release_held(n->a);
+		release_held(n->b);
+		t = gn_rel_poll(n->a->ep, n->now);
+		next = t < next ? t : next;
+		t = gn_rel_poll(n->b->ep, n->now);
+		next = t < next ? t : next;
+		t = gn_fault_next_due(n->a->link);
+		next = t < next ? t : next;
+		t = gn_fault_next_due(n->b->link);
+		next = t < next ? t : next;
+		if (n->a->nheld || n->b->nheld)
+			next = next < n->now + 10000 ? next : n->now + 10000;
+		/* Jump to the next event, at least 1 us on. */
+		n->now =
+			next > n->now + 1000
+				? (next == UINT64_MAX ? n->now + 1000000 : next)
+				: n->now + 1000;
+	}
+}
+
+static struct net *g_n;
+static int g_want;
+
+static int accepted(struct net *n)
+{
+	return n->b->s != NULL;
+}
+
+static int all_sent(struct net *n)
+{
+	for (int i = 0; i < g_want; i++)
+		if (!n->a->sent_done[i])
+			return 0;
+	return 1;
+}
+
+/* ---- tests ------------------------------------------------------------------
+ */
+
+static void test_header_and_frames(void **state)
+{
+	struct gn_rel_hdr h = {.magic = GN_REL_MAGIC,
+			       .version = GN_REL_VERSION,
+			       .type = GN_REL_DATA,
+			       .session = 0x1122334455667788ull,
+			       .msg_id = 9,
+			       .seq = 0xfffffff0u,
+			       .ack = 3,
+			       .sack = 0x80000001u,
+			       .credits = 1000,
+			       .payload_len = 10,
+			       .pkt_idx = 4,
+			       .pkt_count = 5,
+			       .msg_len = 12345,
+			       .csum = 0xdeadbeef},
+			  d;
+	struct gn_rel_addr a = {{1, 2, 3, 4, 5, 6}, 0x0a000001u, 7000},
+			   b = {{6, 5, 4, 3, 2, 1}, 0x0a000002u, 7001}, s, t;
+	uint8_t buf[GN_REL_FRAME_HDR + 10];
+
+	(void)state;
+	gn_rel_hdr_encode(&h, buf);
+	assert_int_equal(gn_rel_hdr_decode(buf, GN_REL_HDR_SIZE + 10, &d), 0);
+	assert_true(d.magic == h.magic && d.version == h.version &&
+		    d.type == h.type && d.flags == h.flags &&
+		    d.session == h.session && d.msg_id == h.msg_id &&
+		    d.seq == h.seq && d.ack == h.ack && d.sack == h.sack &&
+		    d.credits == h.credits && d.payload_len == h.payload_len &&
+		    d.pkt_idx == h.pkt_idx && d.pkt_count == h.pkt_count &&
+		    d.msg_len == h.msg_len && d.csum == h.csum);
+	/* Hostile headers: short, magic, version, type, lengths. */
+	assert_int_equal(gn_rel_hdr_decode(buf, 63, &d), -EBADMSG);
+	assert_int_equal(gn_rel_hdr_decode(buf, GN_REL_HDR_SIZE + 9, &d),
+			 -EBADMSG);
+	assert_non_null(strstr(gn_last_error(), "payload of 10 bytes"));
+	buf[0] ^= 1;
+	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EBADMSG);
+	assert_non_null(strstr(gn_last_error(), "magic"));
+	buf[0] ^= 1;
+	buf[4] = 2;
+	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EPROTO);
+	buf[4] = 1;
+	buf[5] = 9;
+	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EBADMSG);
+	buf[5] = GN_REL_ACK; /* a control packet with payload */
+	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EBADMSG);
+
+	gn_rel_udp_encode(&a, &b, GN_REL_HDR_SIZE + 10, buf);
+	assert_int_equal(gn_rel_udp_parse(buf, sizeof(buf), &s, &t), 42);
+	assert_memory_equal(s.mac, a.mac, 6);
+	assert_true(s.ip == a.ip && s.port == a.port && t.ip == b.ip &&
+		    t.port == b.port);
+	/* Hostile frames: every one refused with words, none read past. */
+	for (size_t n = 0; n < 42; n++)
+		assert_int_equal(gn_rel_udp_parse(buf, n, &s, &t), -EBADMSG);
+	assert_int_equal(gn_rel_udp_parse(buf, 60, &s, &t), -EBADMSG);
+	buf[12] = 0x86; /* IPv6 ethertype */
+	assert_int_equal(gn_rel_udp_parse(buf, sizeof(buf), &s, &t), -EBADMSG);
+	buf[12] = 0x08;
+	buf[14] = 0x4f; /* IHL 60 bytes */
+	assert_int_equal(gn_rel_udp_parse(buf, sizeof(buf), &s, &t), -EBADMSG);
+	buf[14] = 0x45;
+	buf[23] = 6; /* TCP */
+	assert_int_equal(gn_rel_udp_parse(buf, sizeof(buf), &s, &t), -EBADMSG);
+	buf[23] = 17;
+	buf[24] ^= 0xff; /* checksum */
+	assert_int_equal(gn_rel_udp_parse(buf, sizeof(buf), &s, &t), -EBADMSG);
+	assert_non_null(strstr(gn_last_error(), "checksum"));
+}
+
+/*
+ * A runs `nmsg` messages of `size` bytes (pattern by id) to B through
+ * links with `fo`; returns when all are acked or after `limit` ns.
+ */
+static void transfer(const struct gn_fault_opts *fo, int nmsg, size_t size,
+		     uint64_t limit, int defer, int expect_ok)
+{
+	struct net n = {.defer_tx_done = defer};
+	struct side a, b;
+	uint8_t *src[MAXMSG];
+	struct gn_rel_stats st;
+	struct gn_fault_stats fs;
+
+	side_init(&a, &n, 0, fo, NULL);
+	side_init(&b, &n, 1, fo, NULL);
+	a.peer = &b;
+	b.peer = &a;
+	n.a = &a;
+	n.b = &b;
+	g_n = &n;
+	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
+	for (int i = 0; i < nmsg; i++) {
+		size_t len = size + (size_t)i * 977;
+
+		src[i] = malloc(len ? len : 1);
+		for (size_t k = 0; k < len; k++)
+			src[i][k] =
+				(uint8_t)(k * 31 + (size_t)i * 7 + (k >> 13));
+		a.src[i] = src[i];
+		a.src_len[i] = len;
+		assert_int_equal(gn_rel_send(a.s, (uint64_t)i, src[i], len,
+					     (void *)(uintptr_t)i, 0),
+				 0);
+	}
+	g_want = nmsg;
+	run(&n, all_sent, limit);
+	gn_fault_get_stats(a.link, &fs);
+	for (int i = 0; i < nmsg; i++) {
+		size_t len = size + (size_t)i * 977;
+
+		assert_int_equal(a.sent_done[i], 1);
+		if (!expect_ok) {
+			assert_int_equal(a.sent_status[i], -ETIMEDOUT);
+			continue;
+		}
+		if (a.sent_status[i] != 0)
+			fail_msg("message %d failed: %d (%s)", i,
+				 a.sent_status[i], gn_last_error());
+		assert_int_equal(b.rx_done[i], 1); /* once, not twice */
+		assert_int_equal(b.rx_len[i], len);
+		if (len && memcmp(src[i], b.rx_buf[i], len) != 0)
+			fail_msg("message %d of %zu bytes differs", i, len);
+	}
+	if (expect_ok) {
+		gn_rel_ep_stats(a.ep, &st);
+		print_message(
+			"  %d msgs x ~%zu B, drop %.2f dup %.2f reorder "
+			"%.2f burst %llu/%llu ms: %llu pkts, %llu "
+			"retransmits (%llu on holes), %llu of %llu frames lost "
+			"on the "
+			"way, %.1f ms simulated\n",
+			nmsg, size, fo->drop, fo->dup, fo->reorder,
+			(unsigned long long)(fo->burst_len_ns / 1000000),
+			(unsigned long long)(fo->burst_every_ns / 1000000),
+			(unsigned long long)st.pkts_sent,
+			(unsigned long long)st.retransmits,
+			(unsigned long long)st.hole_retransmits,
+			(unsigned long long)(fs.dropped + fs.burst_dropped),
+			(unsigned long long)fs.offered, n.now / 1e6);
+	}
+	for (int i = 0; i < nmsg; i++)
+		free(src[i]);
+	/* Let held transmissions drain before the endpoints go. */
+	n.defer_tx_done = 0;
+	for (int k = 0; k < 100 && (a.nheld || b.nheld); k++) {
+		n.now += 100000;
+		release_held(&a);
+		release_held(&b);
+	}
+	side_fini(&a);
+	side_fini(&b);
+}
+
+static void test_clean_link(void **state)
+{
+	struct gn_fault_opts fo;
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.delay_ns = 5000;
+	/* Empty, one byte, one packet, a few, and a large message. */
+	transfer(&fo, 4, 0, 1000000000ull, 0, 1);
+	transfer(&fo, 3, 1, 1000000000ull, 0, 1);
+	transfer(&fo, 2, 32u << 20, 10000000000ull, 0, 1);
+}
+
+static void test_loss_reorder_duplication(void **state)
+{
+	static const struct {
+		double drop, dup, reorder;
+		uint64_t burst_every, burst_len;
+	} mixes[] = {
+		{0.01, 0, 0, 0, 0},
+		{0.05, 0, 0, 0, 0},
+		{0.20, 0, 0, 0, 0},
+		{0, 0.05, 0, 0, 0},
+		{0, 0, 0.10, 0, 0},
+		{0.05, 0.05, 0.05, 0, 0},
+		/* 100 ms of total loss every second */
+		{0.01, 0, 0, 1000000000ull, 100000000ull},
+	};
+	struct gn_fault_opts fo;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(mixes) / sizeof(mixes[0]); i++) {
+		gn_fault_opts_init(&fo, sizeof(fo));
+		fo.seed = 100 + i;
+		fo.delay_ns = 20000;
+		fo.jitter_ns = 5000;
+		fo.drop = mixes[i].drop;
+		fo.dup = mixes[i].dup;
+		fo.reorder = mixes[i].reorder;
+		fo.burst_every_ns = mixes[i].burst_every;
+		fo.burst_len_ns = mixes[i].burst_len;
+		transfer(&fo, 8, 2u << 20, 120000000000ull, 0, 1);
+	}
+}
+
+static void test_256mib_under_loss(void **state)
+{
+	struct gn_fault_opts fo;
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.seed = 7;
+	fo.delay_ns = 10000;
+	fo.drop = 0.05;
+	fo.reorder = 0.02;
+	fo.dup = 0.01;
+	transfer(&fo, 1, 256u << 20, 600000000000ull, 1, 1);
+}
+
+static void test_total_loss_fails_within_retry_limit(void **state)
+{
+	struct gn_fault_opts fo;
+	struct gn_rel_config cfg;
+	struct net n = {0};
+	struct side a, b;
+	uint8_t msg[5000] = {1};
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.drop = 1.0;
+	transfer(&fo, 2, 3000, 600000000000ull, 0, 0);
+
+	/* Established first, then the link dies: messages fail too. */
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.delay_ns = 1000;
+	gn_rel_config_init(&cfg, sizeof(cfg));
+	side_init(&a, &n, 0, &fo, &cfg);
+	side_init(&b, &n, 1, &fo, &cfg);
+	n.a = &a;
+	n.b = &b;
+	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
+	g_want = 1;
+	assert_int_equal(gn_rel_send(a.s, 0, msg, sizeof(msg), (void *)0, 0),
+			 0);
+	run(&n, all_sent, 1000000000ull);
+	assert_int_equal(a.sent_status[0], 0);
+	gn_fault_destroy(&a.link);
+	fo.drop = 1.0;
+	a.link = gn_fault_create(&fo);
+	assert_int_equal(
+		gn_rel_send(a.s, 1, msg, sizeof(msg), (void *)1, n.now), 0);
+	g_want = 2;
+	run(&n, all_sent, 600000000000ull);
+	assert_int_equal(a.sent_done[1], 1);
+	assert_int_equal(a.sent_status[1], -ETIMEDOUT);
+	assert_int_equal(a.closed, 1);
+	assert_int_equal(a.closed_status, -ETIMEDOUT);
+	/* The retry limit bounds it: 16 doublings from 200 us, capped. */
+	assert_true(n.now < 20000000000ull);
+	side_fini(&a);
+	side_fini(&b);
+}
+
+static void test_strays_and_refusals(void **state)
+{
+	struct gn_fault_opts fo;
+	struct net n = {0};
+	struct side a, b;
+	struct gn_rel_stats st;
+	uint8_t junk[200], msg[3000] = {0};
+	struct gn_rel_hdr h = {.magic = GN_REL_MAGIC,
+			       .version = GN_REL_VERSION,
+			       .type = GN_REL_DATA,
+			       .session = 42};
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.delay_ns = 1000;
+	side_init(&a, &n, 0, &fo, NULL);
+	side_init(&b, &n, 1, &fo, NULL);
+	n.a = &a;
+	n.b = &b;
+	/* Garbage and a DATA packet for a session nobody opened. */
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37);
+	gn_rel_input(b.ep, junk, sizeof(junk), 0);
+	gn_rel_udp_encode(&a.addr, &b.addr, GN_REL_HDR_SIZE, junk);
+	gn_rel_hdr_encode(&h, junk + 42);
+	gn_rel_input(b.ep, junk, GN_REL_FRAME_HDR, 0);
+	/* Addressed to another port. */
+	gn_rel_udp_encode(&a.addr, &a.addr, GN_REL_HDR_SIZE, junk);
+	gn_rel_input(b.ep, junk, GN_REL_FRAME_HDR, 0);
+	gn_rel_ep_stats(b.ep, &st);
+	assert_int_equal(st.bad_frames, 1);
+	assert_int_equal(st.stray_frames, 2);
+	/* A receiver that refuses memory: the sender gives up, bounded. */
+	b.refuse = 1;
+	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
+	assert_int_equal(gn_rel_send(a.s, 0, msg, sizeof(msg), (void *)0, 0),
+			 0);
+	g_want = 1;
+	run(&n, all_sent, 600000000000ull);
+	assert_int_equal(a.sent_status[0], -ETIMEDOUT);
+	gn_rel_ep_stats(b.ep, &st);
+	assert_true(st.refused_msgs > 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
+static void test_peer_close_fails_pending(void **state)
+{
+	struct gn_fault_opts fo;
+	struct net n = {0};
+	struct side a, b;
+	static uint8_t big[4u << 20];
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.delay_ns = 1000;
+	side_init(&a, &n, 0, &fo, NULL);
+	side_init(&b, &n, 1, &fo, NULL);
+	n.a = &a;
+	n.b = &b;
+	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
+	run(&n, accepted, 1000000);
+	assert_non_null(b.s);
+	assert_int_equal(
+		gn_rel_send(a.s, 0, big, sizeof(big), (void *)0, n.now), 0);
+	/* B closes while the transfer runs: A's message fails. */
+	n.now += 1000;
+	gn_rel_close(b.s, n.now);
+	g_want = 1;
+	run(&n, all_sent, 1000000000ull);
+	assert_int_equal(a.sent_status[0], -ECONNRESET);
+	assert_int_equal(a.closed_status, -ECONNRESET);
+	assert_null(a.s); /* reported closed, freed at the next poll */
+	side_fini(&a);
+	side_fini(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_and_frames),
+		cmocka_unit_test(test_clean_link),
+		cmocka_unit_test(test_loss_reorder_duplication),
+		cmocka_unit_test(test_256mib_under_loss),
+		cmocka_unit_test(test_total_loss_fails_within_retry_limit),
+		cmocka_unit_test(test_strays_and_refusals),
+		cmocka_unit_test(test_peer_close_fails_pending),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
