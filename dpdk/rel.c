@@ -317,10 +317,14 @@ static bool seq_lt(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
+/*
+ * A session's peer is its IPv4 address and UDP port; its Ethernet address
+ * is learnt from what it sends (a client may start with the broadcast
+ * address, knowing only the server's IP and port).
+ */
 static bool addr_eq(const struct gn_rel_addr *a, const struct gn_rel_addr *b)
 {
-	return a->ip == b->ip && a->port == b->port &&
-	       memcmp(a->mac, b->mac, 6) == 0;
+	return a->ip == b->ip && a->port == b->port;
 }
 
 static void count(struct gn_rel_session *s, size_t off, uint64_t n)
@@ -620,6 +624,7 @@ static bool pump(struct gn_rel_session *s, uint64_t now, bool timers)
 {
 	struct gn_rel_config *cfg = &s->ep->cfg;
 	uint32_t limit;
+	bool timed_out = false;
 
 	if (s->state != S_UP)
 		return true;
@@ -632,6 +637,19 @@ static bool pump(struct gn_rel_session *s, uint64_t now, bool timers)
 		if (!sl->resend &&
 		    (!timers || now - sl->sent_at < slot_rto(s, sl)))
 			continue;
+		/*
+		 * A timeout resends the oldest packet only, as TCP does: when
+		 * acks are merely late, resending the whole window would
+		 * flood the peer with copies; when packets are lost, the
+		 * acks the resend brings back reveal the other holes.
+		 */
+		if (!sl->resend) {
+			if (timed_out) {
+				sl->sent_at = now; /* its turn comes again */
+				continue;
+			}
+			timed_out = true;
+		}
 		if (sl->retries >= cfg->max_retries) {
 			COUNT(s, timeouts, 1);
 			gn_error_set(-ETIMEDOUT,
@@ -1003,6 +1021,8 @@ void gn_rel_input(struct gn_rel_ep *ep, const uint8_t *frame, size_t len,
 		ep->st.stray_frames++; /* someone else's id: not theirs */
 		return;
 	}
+	if (s != NULL)
+		memcpy(s->peer.mac, src.mac, 6);
 	if (h.type == GN_REL_SYN) {
 		if (s == NULL) {
 			if (!ep->cfg.accept || h.msg_len == 0 ||

@@ -189,7 +189,11 @@ struct gn_rel_ep *gn_rel_ep_create(const struct gn_rel_config *cfg,
  */
 void gn_rel_ep_destroy(struct gn_rel_ep **ep);
 
-/* Open a session to `peer` (SYN). Messages may be queued at once. */
+/*
+ * Open a session to `peer` (SYN). Messages may be queued at once. The
+ * peer's Ethernet address may be the broadcast address: the real one is
+ * learnt from its answer.
+ */
 int gn_rel_connect(struct gn_rel_ep *ep, const struct gn_rel_addr *peer,
 		   uint64_t now, struct gn_rel_session **out);
 
