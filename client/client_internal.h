@@ -104,6 +104,8 @@ enum gn_target_kind {
 
 struct gn_pool;
 struct gn_registry;
+struct gn_coord_conn;
+struct gn_auth_secret;
 
 struct gn_session {
 	struct gn_arena *arena;
@@ -114,6 +116,13 @@ struct gn_session {
 	struct gn_registry *registry;
 	struct gn_conn *conn; /* remote target */
 	char backend_name[32];
+	/* coordinator:// target: where it is, who we are, what it gave us. */
+	struct gn_coord_conn *coord; /* open during gn_session_create() */
+	char coord_url[160];
+	char peer_name[64];
+	char node_id[128];
+	uint64_t coord_session;
+	struct gn_auth_secret *secret; /* NULL: none */
 	int timeout_ms;
 	uint32_t visit;	      /* materialize walk counter */
 	uint64_t nnodes;      /* tensors recorded, bounds any walk */

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "coord_conn.h"
 #include "frame.h"
 #include "genie/control.pb-c.h"
+#include "genie/coord.pb-c.h"
 #include "genie/envelope.pb-c.h"
 #include "gn_error.h"
 #include "graph.h"
@@ -122,8 +124,98 @@ static int handshake(struct gn_session *s, const char *name)
 	return 0;
 }
 
+static const char k_coord_scheme[] = "coordinator://";
+
+/*
+ * coordinator:// target: authenticate, PLACE, remember the session id
+ * and node, and leave the runtime's target in `target`.
+ */
+static int coord_place(struct gn_session *s, const struct gn_session_opts *o,
+		       char *target, size_t target_len)
+{
+	Genie__PlaceRequest req = GENIE__PLACE_REQUEST__INIT;
+	Genie__PlaceReply *rep;
+	int rc;
+
+	snprintf(s->coord_url, sizeof(s->coord_url), "%s", o->target);
+	snprintf(s->peer_name, sizeof(s->peer_name), "%s",
+		 o->name ? o->name : "genie-client");
+	s->secret = calloc(1, sizeof(*s->secret));
+	if (s->secret == NULL)
+		return gn_error_set(-ENOMEM, "session: out of memory");
+	rc = gn_coord_load_secret(o->secret_file, s->secret);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		free(s->secret);
+		s->secret = NULL;
+	}
+	rc = gn_coord_connect(s->coord_url, s->secret,
+			      GENIE__PEER_ROLE__PEER_ROLE_CLIENT, s->peer_name,
+			      s->timeout_ms, &s->coord);
+	if (rc != 0)
+		return rc;
+	req.tenant = (char *)(o->tenant ? o->tenant : "");
+	req.priority = o->priority;
+	req.device_kind = (char *)(o->device_kind ? o->device_kind : "");
+	rc = gn_coord_call(s->coord, GENIE__MSG_TYPE__MSG_TYPE_PLACE, &req.base,
+			   GENIE__MSG_TYPE__MSG_TYPE_PLACE_REPLY,
+			   &genie__place_reply__descriptor,
+			   (ProtobufCMessage **)&rep);
+	if (rc != 0)
+		return rc;
+	s->coord_session = rep->session_id;
+	snprintf(s->node_id, sizeof(s->node_id), "%s", rep->node_id);
+	if (strstr(rep->address, "://") != NULL)
+		snprintf(target, target_len, "%s", rep->address);
+	else
+		snprintf(target, target_len, "tcp://%s", rep->address);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	return 0;
+}
+
+/*
+ * Tell the coordinator the session ended, on the connection PLACE used if
+ * it is still open (a failed create), else on a fresh one; once more if
+ * that one turns out dead.
+ */
+static void coord_release(struct gn_session *s)
+{
+	Genie__ReleaseSession r = GENIE__RELEASE_SESSION__INIT;
+	ProtobufCMessage *ack = NULL;
+	int rc = -ENOTCONN, saved_rc = gn_last_error_code();
+	char saved[512];
+
+	/* A failed create reports why it failed, not how the release went. */
+	snprintf(saved, sizeof(saved), "%s", gn_last_error());
+	r.session_id = s->coord_session;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (s->coord == NULL &&
+		    gn_coord_connect(s->coord_url, s->secret,
+				     GENIE__PEER_ROLE__PEER_ROLE_CLIENT,
+				     s->peer_name, 2000, &s->coord) != 0)
+			break;
+		rc = gn_coord_call(s->coord,
+				   GENIE__MSG_TYPE__MSG_TYPE_RELEASE_SESSION,
+				   &r.base, GENIE__MSG_TYPE__MSG_TYPE_COORD_ACK,
+				   &genie__coord_ack__descriptor, &ack);
+		if (rc == 0 || rc == -ENOENT || rc == -EINVAL)
+			break;
+		/* The connection died (coordinator restarted): once more. */
+		gn_coord_close(&s->coord);
+	}
+	if (ack != NULL)
+		protobuf_c_message_free_unpacked(ack, NULL);
+	s->coord_session = 0;
+	if (saved_rc != 0)
+		gn_error_set(saved_rc, "%s", saved);
+	else
+		gn_error_clear();
+}
+
 struct gn_session *gn_session_create(const struct gn_session_opts *user)
 {
+	char placed[256];
 	struct gn_session_opts opts;
 	struct gn_transport_opts topts;
 	struct gn_session *s;
@@ -168,20 +260,42 @@ struct gn_session *gn_session_create(const struct gn_session_opts *user)
 		return s;
 	}
 	s->kind = GN_TARGET_REMOTE;
+	if (strncmp(opts.target, k_coord_scheme, strlen(k_coord_scheme)) == 0) {
+		rc = coord_place(s, &opts, placed, sizeof(placed));
+		if (rc != 0)
+			goto fail;
+		opts.target = placed;
+	}
 	gn_transport_opts_init(&topts, sizeof(topts));
 	topts.limits.max_payload = opts.max_frame_size;
 	rc = gn_connect(opts.target, &topts, opts.timeout_ms, &s->conn);
 	if (rc != 0) {
 		if (rc == -EINVAL && strstr(opts.target, "://") == NULL)
+			gn_error_set(
+				rc,
+				"session: target '%s', expected \"local\", "
+				"\"tcp://HOST:PORT\" or "
+				"\"coordinator://HOST:PORT\"",
+				opts.target);
+		else if (s->node_id[0] != '\0') {
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s", gn_last_error());
 			gn_error_set(rc,
-				     "session: target '%s', expected \"local\" "
-				     "or \"tcp://HOST:PORT\"",
-				     opts.target);
+				     "session: coordinator placed it on node "
+				     "'%s' at %s, which cannot be reached: %s",
+				     s->node_id, opts.target, why);
+		}
 		goto fail;
 	}
 	rc = handshake(s, opts.name ? opts.name : "genie-client");
 	if (rc != 0)
 		goto fail;
+	/*
+	 * The coordinator serves a bounded number of connections and does not
+	 * tie sessions to them: hang up now, say goodbye on a fresh one.
+	 */
+	gn_coord_close(&s->coord);
 	return s;
 
 fail:
@@ -207,6 +321,12 @@ void gn_session_destroy(struct gn_session **sp)
 		}
 		gn_conn_close(&s->conn);
 	}
+	if (s->coord_session != 0)
+		coord_release(s);
+	gn_coord_close(&s->coord);
+	if (s->secret != NULL)
+		explicit_bzero(s->secret, sizeof(*s->secret));
+	free(s->secret);
 	/* A local session's resident tensors go before their backend. */
 	gn_registry_destroy(&s->registry);
 	gn_pool_destroy(&s->pool);
@@ -232,4 +352,9 @@ int gn_session_get_stats(const struct gn_session *s,
 const char *gn_session_backend(const struct gn_session *s)
 {
 	return s ? s->backend_name : "";
+}
+
+const char *gn_session_node(const struct gn_session *s)
+{
+	return s ? s->node_id : "";
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coord_client.h"
+#include "coord_conn.h"
 #include "gn_error.h"
 #include "log.h"
 #include "server.h"
@@ -48,6 +50,16 @@ static void usage(FILE *f)
 		"listening\n"
 		"  --log SPEC        log levels, e.g. info or "
 		"runtime=debug,*=notice\n"
+		"  --coordinator URL register with genie-coordinator at "
+		"HOST:PORT and\n"
+		"                    send it heartbeats (default: none)\n"
+		"  --secret FILE     shared secret for the coordinator "
+		"(default:\n"
+		"                    $GENIE_SECRET_FILE)\n"
+		"  --node-id ID      this node's stable id at the coordinator\n"
+		"                    (default: HOSTNAME-PORT)\n"
+		"  --advertise TARGET  data-plane target clients should use\n"
+		"                    (default: the listen address)\n"
 		"  -h, --help        this text\n");
 }
 
@@ -77,10 +89,16 @@ int main(int argc, char **argv)
 		{"memory-limit", required_argument, NULL, 'M'},
 		{"threads", required_argument, NULL, 't'},
 		{"log", required_argument, NULL, 'L'},
+		{"coordinator", required_argument, NULL, 'C'},
+		{"secret", required_argument, NULL, 'S'},
+		{"node-id", required_argument, NULL, 'N'},
+		{"advertise", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct gn_server_opts opts;
+	struct gn_coord_client_opts co;
+	struct gn_coord_client *coord = NULL;
 	const char *port_file = NULL;
 	char threads[24];
 	struct sigaction sa;
@@ -88,6 +106,7 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	gn_server_opts_init(&opts, sizeof(opts));
+	gn_coord_client_opts_init(&co, sizeof(co));
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': opts.listen = optarg; break;
@@ -129,6 +148,10 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'C': co.coordinator = optarg; break;
+		case 'S': co.secret_file = optarg; break;
+		case 'N': co.node_id = optarg; break;
+		case 'A': co.advertise = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -138,6 +161,24 @@ int main(int argc, char **argv)
 			argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+	if (co.coordinator == NULL &&
+	    (co.secret_file || co.node_id || co.advertise)) {
+		fprintf(stderr, "genie-runtime: --secret, --node-id and "
+				"--advertise need --coordinator\n");
+		return 2;
+	}
+	if (co.coordinator != NULL) {
+		/* Refuse a bad address or secret before listening at all. */
+		struct gn_auth_secret secret;
+		char addr[160];
+
+		if (gn_coord_addr(co.coordinator, addr, sizeof(addr)) != 0 ||
+		    gn_coord_load_secret(co.secret_file, &secret) < 0) {
+			fprintf(stderr, "genie-runtime: %s\n", gn_last_error());
+			return 2;
+		}
+		explicit_bzero(&secret, sizeof(secret));
 	}
 	/* A bare HOST:PORT means TCP, the transport every build has. */
 	char url[256];
@@ -177,7 +218,19 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (co.coordinator != NULL) {
+		/* After the port file: the advertised port is the real one. */
+		coord = gn_coord_client_start(g_server, &co);
+		if (coord == NULL) {
+			fprintf(stderr, "genie-runtime: --coordinator: %s\n",
+				gn_last_error());
+			gn_server_destroy(&g_server);
+			return 1;
+		}
+	}
 	rc = gn_server_run(g_server);
+	/* Before the server goes: the heartbeat thread reads its counters. */
+	gn_coord_client_stop(&coord);
 	gn_server_destroy(&g_server);
 	if (rc != 0) {
 		fprintf(stderr, "genie-runtime: %s\n", gn_last_error());

@@ -214,17 +214,19 @@ static int handle_hello(struct conn_slot *cs, const Genie__Envelope *env)
 			      env->request_id, &ack.base, NULL, 0);
 }
 
-/* Answered from counters and the worker's snapshot: never waits on it. */
-static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
+void gn_server_telemetry(struct gn_server *s, Genie__RuntimeTelemetry *tp)
 {
-	struct gn_server *s = cs->srv;
 	Genie__RuntimeTelemetry t = GENIE__RUNTIME_TELEMETRY__INIT;
 	struct gn_registry_stats rs;
 	struct gn_pool_stats ps;
+	uint32_t depth;
 
+	/* The worker goes away under snap_lock (gn_server_run), so a
+	 * heartbeat thread asking while the server stops reads 0. */
 	pthread_mutex_lock(&s->snap_lock);
 	rs = s->reg_snap;
 	ps = s->pool_snap;
+	depth = s->worker ? gn_worker_depth(s->worker) : 0;
 	pthread_mutex_unlock(&s->snap_lock);
 	t.runtime_name = s->name;
 	t.backend = (char *)s->backend.ops->name;
@@ -248,7 +250,7 @@ static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
 	t.pool_limit_bytes = ps.limit_bytes;
 	t.pool_failures_total = ps.failures;
 	t.pool_fragmentation = ps.fragmentation;
-	t.exec_queue_depth = gn_worker_depth(s->worker);
+	t.exec_queue_depth = depth;
 	t.tensor_requests_total = atomic_load(&s->tensor_requests);
 	t.tensor_errors_total = atomic_load(&s->tensor_errors);
 	t.registry_shared_blocks = rs.shared_blocks;
@@ -258,6 +260,26 @@ static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
 	t.registry_attach_hits_total = rs.attach_hits;
 	t.registry_attach_misses_total = rs.attach_misses;
 	t.registry_hash_mismatches_total = atomic_load(&s->hash_mismatches);
+	*tp = t;
+}
+
+uint32_t gn_server_active_sessions(struct gn_server *s)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&s->conns_lock);
+	for (int i = 0; i < GN_SERVER_MAX_CONNS; i++)
+		n += s->conns[i].used && !s->conns[i].done;
+	pthread_mutex_unlock(&s->conns_lock);
+	return n;
+}
+
+/* Answered from counters and the worker's snapshot: never waits on it. */
+static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
+{
+	Genie__RuntimeTelemetry t;
+
+	gn_server_telemetry(cs->srv, &t);
 	return gn_server_send(cs, GENIE__MSG_TYPE__MSG_TYPE_TELEMETRY,
 			      env->request_id, &t.base, NULL, 0);
 }
@@ -446,6 +468,7 @@ int gn_server_run(struct gn_server *s)
 		 .events = POLLIN},
 		{.fd = s->stop_pipe[0], .events = POLLIN},
 	};
+	struct gn_worker *w;
 	int rc = 0;
 
 	for (;;) {
@@ -474,6 +497,15 @@ int gn_server_run(struct gn_server *s)
 	 */
 	gn_worker_drain(s->worker);
 	reap(s, 1);
-	gn_worker_destroy(&s->worker);
+	pthread_mutex_lock(&s->snap_lock);
+	w = s->worker;
+	s->worker = NULL;
+	pthread_mutex_unlock(&s->snap_lock);
+	gn_worker_destroy(&w);
 	return rc;
+}
+
+uint64_t gn_server_memory_limit(const struct gn_server *s)
+{
+	return s->opts.memory_limit;
 }

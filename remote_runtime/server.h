@@ -58,6 +58,23 @@ const char *gn_server_addr(const struct gn_server *s);
 /* The backend chosen ("cpu", "cuda"). */
 const char *gn_server_backend(const struct gn_server *s);
 
+struct Genie__RuntimeTelemetry;
+
+/*
+ * Fill `t` (a genie.RuntimeTelemetry) from the server's counters and the
+ * worker's last snapshot, as the TELEMETRY request answers. Never waits
+ * behind a plan; safe from any thread while the server exists. The
+ * strings point into the server.
+ */
+void gn_server_telemetry(struct gn_server *s,
+			 struct Genie__RuntimeTelemetry *t);
+
+/* Connections (client sessions) open now. Any thread. */
+uint32_t gn_server_active_sessions(struct gn_server *s);
+
+/* The memory limit the pool was given (0: none). */
+uint64_t gn_server_memory_limit(const struct gn_server *s);
+
 /*
  * Serve until gn_server_stop(). Returns 0 after a clean stop, once every
  * connection thread and the worker have finished, or a negative errno if

@@ -52,6 +52,7 @@ struct run_opts {
 	const char *out_dir;
 	const char *target;
 	const char *log;
+	const char *secret;
 	long repeat;
 	long warmup;
 	bool resident;
@@ -62,8 +63,9 @@ struct run_opts {
 static const char usage_line[] =
 	"usage: genie-run MODEL.onnx --input NAME=FILE.npy [--input ...] "
 	"--output-dir DIR\n"
-	"                 [--target local|tcp://HOST:PORT] [--repeat N] "
-	"[--warmup K]\n"
+	"                 [--target "
+	"local|tcp://HOST:PORT|coordinator://HOST:PORT]\n"
+	"                 [--secret FILE] [--repeat N] [--warmup K]\n"
 	"                 [--no-resident] [--log SPEC] [-h]\n";
 
 static void print_help(FILE *f)
@@ -82,9 +84,16 @@ static void print_help(FILE *f)
 	      "                             name becomes '_'); DIR is "
 	      "created if missing\n"
 	      "  -t, --target TARGET        'local' (in-process CPU backend, "
-	      "the default) or\n"
+	      "the default),\n"
 	      "                             tcp://HOST:PORT of a "
-	      "genie-runtime\n"
+	      "genie-runtime, or\n"
+	      "                             coordinator://HOST:PORT: the "
+	      "runtime a\n"
+	      "                             genie-coordinator places the "
+	      "session on\n"
+	      "      --secret FILE          shared secret for a coordinator:// "
+	      "target\n"
+	      "                             (default: $GENIE_SECRET_FILE)\n"
 	      "  -n, --repeat N             timed runs (default 1)\n"
 	      "  -w, --warmup K             untimed runs before them "
 	      "(default 0)\n"
@@ -168,7 +177,7 @@ static int parse_count(const char *opt, const char *s, long min, long max,
 	return 0;
 }
 
-enum { OPT_NO_RESIDENT = 256, OPT_LOG };
+enum { OPT_NO_RESIDENT = 256, OPT_LOG, OPT_SECRET };
 
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
@@ -180,6 +189,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"warmup", required_argument, NULL, 'w'},
 		{"no-resident", no_argument, NULL, OPT_NO_RESIDENT},
 		{"log", required_argument, NULL, OPT_LOG},
+		{"secret", required_argument, NULL, OPT_SECRET},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -236,6 +246,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_NO_RESIDENT: o->resident = false; break;
 		case OPT_LOG: o->log = optarg; break;
+		case OPT_SECRET: o->secret = optarg; break;
 		case 'h': print_help(stdout); exit(0);
 		case ':':
 			return usage_error("option '%s' needs an argument",
@@ -596,6 +607,7 @@ static int run(const struct run_opts *o)
 	gn_session_opts_init(&so, sizeof(so));
 	so.target = o->target;
 	so.name = "genie-run";
+	so.secret_file = o->secret;
 	s = gn_session_create(&so);
 	if (s == NULL)
 		return runtime_error("cannot open a session on '%s'",
@@ -654,7 +666,8 @@ static int run(const struct run_opts *o)
 	gn_session_get_stats(s, &st_load);
 
 	print_model(o, m, arg_of_input);
-	printf("target: %s (backend %s), weights %s\n", o->target,
+	printf("target: %s%s%s (backend %s), weights %s\n", o->target,
+	       gn_session_node(s)[0] ? ", node " : "", gn_session_node(s),
 	       gn_session_backend(s),
 	       o->resident ? "resident" : "sent with each plan");
 	printf("load: %.3f ms, %s\n", (double)load_ns / 1e6,

@@ -1,5 +1,6 @@
 /* Start and stop a genie-runtime process for integration tests. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,79 @@ int runtime_stop(struct runtime_proc *rp)
 	kill(rp->pid, SIGKILL);
 	waitpid(rp->pid, NULL, 0);
 	rp->pid = 0;
+	return -1;
+}
+
+pid_t proc_spawn(const char *const *argv, const char *log_path)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		perror("fork");
+		return -1;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (log_path != NULL) {
+			int fd = open(log_path,
+				      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				      0644);
+
+			if (fd >= 0) {
+				dup2(fd, STDOUT_FILENO);
+				dup2(fd, STDERR_FILENO);
+			}
+		}
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+int proc_stop(pid_t *pid, int sig, int timeout_ms)
+{
+	int st;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, sig);
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = 0;
+			if (WIFEXITED(st))
+				return WEXITSTATUS(st);
+			return 128 + WTERMSIG(st);
+		}
+		nap_ms(10);
+	}
+	kill(*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
+	return -1;
+}
+
+int proc_wait_port(const char *path, pid_t pid, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		FILE *f = fopen(path, "r");
+		int port, st;
+
+		if (f != NULL) {
+			int ok = fscanf(f, "%d", &port) == 1;
+
+			fclose(f);
+			if (ok)
+				return port;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "pid %d exited early (status 0x%x)\n",
+				(int)pid, st);
+			return -1;
+		}
+		nap_ms(20);
+	}
+	fprintf(stderr, "%s not written within %d ms\n", path, timeout_ms);
 	return -1;
 }
 

@@ -2,9 +2,21 @@
  * Genie sessions.
  *
  * A session is a client's connection to where its tensor work runs: the
- * in-process CPU backend ("local") or a remote genie-runtime
- * ("tcp://HOST:PORT"). Tensors belong to the session that made them; code
- * that records work runs unchanged whichever target the session has.
+ * in-process CPU backend ("local"), a remote genie-runtime
+ * ("tcp://HOST:PORT"), or whichever runtime a genie-coordinator picks
+ * ("coordinator://HOST:PORT"). Tensors belong to the session that made
+ * them; code that records work runs unchanged whichever target the
+ * session has.
+ *
+ * With "coordinator://HOST:PORT" the session connects to the coordinator,
+ * authenticates with the shared secret (opts.secret_file, else the file
+ * named by $GENIE_SECRET_FILE), asks it to place the session (PLACE, with
+ * opts.tenant, opts.priority and opts.device_kind), then connects to the
+ * runtime it names exactly like a "tcp://" target. gn_session_node() says
+ * which node was chosen. The coordinator connection is closed once the
+ * session is open; gn_session_destroy() connects again to tell the
+ * coordinator the session ended (ReleaseSession, waiting at most 2 s for
+ * it). The coordinator being gone by then does not make destroy fail.
  *
  * A session is not thread-safe: use one per thread, or lock around it.
  */
@@ -30,6 +42,11 @@ struct gn_session_opts {
 	int timeout_ms;	       /* per request; 0: 30000, -1: wait forever */
 	size_t max_frame_size; /* largest message accepted, default 1 GiB */
 	const char *name; /* shown in runtime logs, default "genie-client" */
+	/* coordinator:// targets only (see above); NULL/0: defaults. */
+	const char *secret_file; /* default: $GENIE_SECRET_FILE */
+	const char *tenant;	 /* for placement and genie-ctl sessions */
+	uint32_t priority;	 /* 0..100 */
+	const char *device_kind; /* "" or NULL: any; "cpu", "cuda" */
 };
 
 /* Set `opts` to defaults. `opts_size` is sizeof(*opts) at the caller. */
@@ -38,9 +55,11 @@ void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size);
 /*
  * Open a session. For a remote target this connects and negotiates the
  * schema version. Returns NULL on failure with gn_last_error() set (bad
- * target string, cannot connect, version refused). The caller owns the
- * session and frees it with gn_session_destroy(). `opts` may be NULL for
- * defaults; its strings are copied.
+ * target string, cannot connect, version refused; for coordinator://
+ * also -EACCES when the coordinator refuses the secret, -EAGAIN or
+ * -ENODEV when it has no node to place the session on, with its reason). The
+ * caller owns the session and frees it with gn_session_destroy(). `opts` may be
+ * NULL for defaults; its strings are copied.
  */
 struct gn_session *gn_session_create(const struct gn_session_opts *opts);
 
@@ -86,6 +105,13 @@ int gn_session_get_stats(const struct gn_session *session,
 
 /* The backend that executes this session's plans ("cpu", "cuda"), or "". */
 const char *gn_session_backend(const struct gn_session *session);
+
+/*
+ * For a coordinator:// session, the id of the node the coordinator placed
+ * it on ("rt0"); "" for other targets or NULL. Valid while the session
+ * lives.
+ */
+const char *gn_session_node(const struct gn_session *session);
 
 #ifdef __cplusplus
 }

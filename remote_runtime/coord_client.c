@@ -1,0 +1,344 @@
+/*
+ * Registration and heartbeats to genie-coordinator (see coord_client.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coord_client.h"
+#include "coord_conn.h"
+#include "genie/coord.pb-c.h"
+#include "genie/envelope.pb-c.h"
+#include "genie/telemetry.pb-c.h"
+#include "gn_error.h"
+#include "log.h"
+#include "server.h"
+
+GN_LOG_REGISTER(coordclient)
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 10000
+#define CALL_TIMEOUT_MS 5000
+
+struct gn_coord_client {
+	struct gn_server *srv;
+	char coordinator[160];
+	char node_id[128];
+	char advertise[192];
+	uint64_t memory_bytes;
+	struct gn_auth_secret secret;
+	int have_secret;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;		  /* under lock */
+	struct gn_coord_conn *cc; /* under lock for stop's shutdown */
+	uint32_t interval_ms;
+	uint64_t seq;
+	int drained;
+	/* Counters at the last heartbeat, for the latency samples. */
+	uint64_t last_plans, last_exec_ns;
+};
+
+/* Most latency samples one heartbeat carries. */
+#define MAX_LATENCY_SAMPLES 256
+
+void gn_coord_client_opts_init(struct gn_coord_client_opts *opts,
+			       size_t opts_size)
+{
+	struct gn_coord_client_opts d = {.opts_size = opts_size};
+
+	memcpy(opts, &d, opts_size < sizeof(d) ? opts_size : sizeof(d));
+}
+
+/* Sleep up to `ms` or until stop; returns nonzero when stopping. */
+static int wait_ms(struct gn_coord_client *c, uint32_t ms)
+{
+	struct timespec ts;
+	int stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop &&
+	       pthread_cond_timedwait(&c->cond, &c->lock, &ts) != ETIMEDOUT)
+		;
+	stop = c->stop;
+	pthread_mutex_unlock(&c->lock);
+	return stop;
+}
+
+static int stopping(struct gn_coord_client *c)
+{
+	int stop;
+
+	pthread_mutex_lock(&c->lock);
+	stop = c->stop;
+	pthread_mutex_unlock(&c->lock);
+	return stop;
+}
+
+static uint64_t host_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long page = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+static int do_register(struct gn_coord_client *c, struct gn_coord_conn *cc)
+{
+	Genie__RegisterNode r = GENIE__REGISTER_NODE__INIT;
+	Genie__Device dev = GENIE__DEVICE__INIT;
+	Genie__DataPlane dp = GENIE__DATA_PLANE__INIT;
+	Genie__Device *devs[1] = {&dev};
+	Genie__DataPlane *dps[1] = {&dp};
+	const char *backend = gn_server_backend(c->srv);
+	char *backends[1] = {(char *)backend};
+	Genie__RegisterAck *ack;
+	int rc;
+
+	dev.kind = (char *)backend;
+	dev.name = strcmp(backend, "cpu") == 0 ? "host CPU, oneDNN"
+					       : (char *)backend;
+	dev.memory_bytes = c->memory_bytes;
+	dp.kind = "tcp";
+	dp.address = c->advertise;
+	r.node_id = c->node_id;
+	r.n_devices = 1;
+	r.devices = devs;
+	r.n_backends = 1;
+	r.backends = backends;
+	r.n_data_planes = 1;
+	r.data_planes = dps;
+	rc = gn_coord_call(cc, GENIE__MSG_TYPE__MSG_TYPE_REGISTER, &r.base,
+			   GENIE__MSG_TYPE__MSG_TYPE_REGISTER_ACK,
+			   &genie__register_ack__descriptor,
+			   (ProtobufCMessage **)&ack);
+	if (rc != 0)
+		return rc;
+	c->interval_ms =
+		ack->heartbeat_interval_ms ? ack->heartbeat_interval_ms : 1000;
+	protobuf_c_message_free_unpacked(&ack->base, NULL);
+	return 0;
+}
+
+static int do_heartbeat(struct gn_coord_client *c, struct gn_coord_conn *cc)
+{
+	Genie__Heartbeat hb = GENIE__HEARTBEAT__INIT;
+	Genie__NodeLoad load = GENIE__NODE_LOAD__INIT;
+	Genie__RuntimeTelemetry t;
+	Genie__HeartbeatAck *ack;
+	uint64_t lat[MAX_LATENCY_SAMPLES], plans, mean;
+	int rc;
+
+	gn_server_telemetry(c->srv, &t);
+	/*
+	 * The server keeps totals, not per-plan times: each plan since the
+	 * last heartbeat is reported at the interval's mean execution time
+	 * (sum and count exact, quantiles at heartbeat granularity).
+	 */
+	plans = t.plans_executed_total - c->last_plans;
+	if (plans > 0 && t.exec_ns_total >= c->last_exec_ns) {
+		mean = (t.exec_ns_total - c->last_exec_ns) / plans;
+		hb.n_plan_latency_ns = plans < MAX_LATENCY_SAMPLES
+					       ? plans
+					       : MAX_LATENCY_SAMPLES;
+		for (size_t i = 0; i < hb.n_plan_latency_ns; i++)
+			lat[i] = mean;
+		hb.plan_latency_ns = lat;
+	}
+	load.active_sessions = gn_server_active_sessions(c->srv);
+	load.queue_depth = (uint32_t)t.exec_queue_depth;
+	load.memory_used_bytes = t.pool_in_use_bytes;
+	load.memory_total_bytes =
+		t.pool_limit_bytes ? t.pool_limit_bytes : c->memory_bytes;
+	hb.node_id = c->node_id;
+	hb.seq = ++c->seq;
+	hb.load = &load;
+	hb.telemetry = &t;
+	rc = gn_coord_call(cc, GENIE__MSG_TYPE__MSG_TYPE_HEARTBEAT, &hb.base,
+			   GENIE__MSG_TYPE__MSG_TYPE_HEARTBEAT_ACK,
+			   &genie__heartbeat_ack__descriptor,
+			   (ProtobufCMessage **)&ack);
+	if (rc != 0)
+		return rc;
+	c->last_plans = t.plans_executed_total;
+	c->last_exec_ns = t.exec_ns_total;
+	if (ack->drained != c->drained)
+		GN_LOG(NOTICE, coordclient,
+		       "node '%s' %s by the coordinator: %s", c->node_id,
+		       ack->drained ? "drained" : "undrained",
+		       ack->drained ? "finishing its sessions, getting no new "
+				      "ones"
+				    : "taking new sessions again");
+	c->drained = ack->drained;
+	protobuf_c_message_free_unpacked(&ack->base, NULL);
+	return 0;
+}
+
+static void set_conn(struct gn_coord_client *c, struct gn_coord_conn *cc)
+{
+	pthread_mutex_lock(&c->lock);
+	c->cc = cc;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *coord_thread(void *arg)
+{
+	struct gn_coord_client *c = arg;
+	uint32_t backoff = BACKOFF_MIN_MS;
+	int last_rc = 0;
+
+	while (!stopping(c)) {
+		struct gn_coord_conn *cc = NULL;
+		int rc;
+
+		rc = gn_coord_connect(c->coordinator,
+				      c->have_secret ? &c->secret : NULL,
+				      GENIE__PEER_ROLE__PEER_ROLE_RUNTIME,
+				      c->node_id, CALL_TIMEOUT_MS, &cc);
+		if (rc == 0) {
+			set_conn(c, cc);
+			rc = do_register(c, cc);
+		}
+		if (rc == 0) {
+			GN_LOG(NOTICE, coordclient,
+			       "registered as '%s' with coordinator %s "
+			       "(advertising %s, heartbeat every %u ms)",
+			       c->node_id, cc->addr, c->advertise,
+			       c->interval_ms);
+			backoff = BACKOFF_MIN_MS;
+			last_rc = 0;
+			while (rc == 0 && !wait_ms(c, c->interval_ms))
+				rc = do_heartbeat(c, cc);
+		}
+		if (stopping(c)) {
+			set_conn(c, NULL);
+			gn_coord_close(&cc);
+			break;
+		}
+		/* Say it once per kind of failure, not every retry. */
+		if (rc == -EACCES)
+			GN_LOG(ERR, coordclient, "%s; retrying in %u ms",
+			       gn_last_error(), backoff);
+		else if (rc != last_rc)
+			GN_LOG(WARNING, coordclient, "%s; retrying in %u ms",
+			       gn_last_error(), backoff);
+		last_rc = rc;
+		set_conn(c, NULL);
+		gn_coord_close(&cc);
+		if (wait_ms(c, backoff))
+			break;
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+						       : backoff * 2;
+	}
+	return NULL;
+}
+
+struct gn_coord_client *
+gn_coord_client_start(struct gn_server *srv,
+		      const struct gn_coord_client_opts *user)
+{
+	struct gn_coord_client_opts o;
+	struct gn_coord_client *c;
+	pthread_condattr_t ca;
+	char host[96];
+	int rc;
+
+	gn_coord_client_opts_init(&o, sizeof(o));
+	memcpy(&o, user,
+	       user->opts_size < sizeof(o) ? user->opts_size : sizeof(o));
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		gn_error_set(-ENOMEM, "coordinator client: out of memory");
+		return NULL;
+	}
+	c->srv = srv;
+	if (gn_coord_addr(o.coordinator, c->coordinator,
+			  sizeof(c->coordinator)) != 0)
+		goto fail_free;
+	rc = gn_coord_load_secret(o.secret_file, &c->secret);
+	if (rc < 0)
+		goto fail_free;
+	c->have_secret = rc == 1;
+	if (o.node_id != NULL && *o.node_id != '\0') {
+		if (strlen(o.node_id) >= sizeof(c->node_id)) {
+			gn_error_set(-EINVAL,
+				     "--node-id '%s' is longer than %zu "
+				     "bytes",
+				     o.node_id, sizeof(c->node_id) - 1);
+			goto fail_free;
+		}
+		snprintf(c->node_id, sizeof(c->node_id), "%s", o.node_id);
+	} else {
+		const char *colon = strrchr(gn_server_addr(srv), ':');
+
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "runtime");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(c->node_id, sizeof(c->node_id), "%s-%s", host,
+			 colon ? colon + 1 : "0");
+	}
+	if (o.advertise != NULL && *o.advertise != '\0')
+		snprintf(c->advertise, sizeof(c->advertise), "%s%s",
+			 strstr(o.advertise, "://") ? "" : "tcp://",
+			 o.advertise);
+	else
+		snprintf(c->advertise, sizeof(c->advertise), "tcp://%s",
+			 gn_server_addr(srv));
+	c->memory_bytes = o.memory_bytes ? o.memory_bytes
+			  : gn_server_memory_limit(srv)
+				  ? gn_server_memory_limit(srv)
+				  : host_memory();
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&c->thread, NULL, coord_thread, c) != 0) {
+		gn_error_set(-EAGAIN, "coordinator client: cannot start a "
+				      "thread");
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+		goto fail_free;
+	}
+	return c;
+
+fail_free:
+	memset(&c->secret, 0, sizeof(c->secret));
+	free(c);
+	return NULL;
+}
+
+void gn_coord_client_stop(struct gn_coord_client **cp)
+{
+	struct gn_coord_client *c;
+
+	if (cp == NULL || *cp == NULL)
+		return;
+	c = *cp;
+	pthread_mutex_lock(&c->lock);
+	c->stop = 1;
+	/* Cut a call in flight short: its recv sees the shutdown at once. */
+	if (c->cc != NULL && c->cc->conn != NULL)
+		shutdown(c->cc->conn->ops->conn_fd(c->cc->conn), SHUT_RDWR);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	memset(&c->secret, 0, sizeof(c->secret));
+	free(c);
+	*cp = NULL;
+}
