@@ -4,8 +4,9 @@
     check_zoo.py GENIE_RUN GENIE_RUNTIME ZOO_DIR
 
 Makes the zoo (make_models.py) into ZOO_DIR when it has no manifest, starts
-a genie-runtime on a free loopback port, runs every model through genie-run
-on the local target and on tcp://, and checks each output against PyTorch's
+a genie-runtime on a free loopback port and another listening on DPDK memif
+(dpdk://memif:SOCKET, no hugepages), runs every model through genie-run on
+the local target, on tcp:// and on dpdk://, and checks each output against PyTorch's
 within the manifest's tolerances (|genie - torch| <= atol + rtol * |torch|,
 elementwise). Prints one line per model and target; exits 1 on any
 mismatch or failure, 77 (skip) when torch, torchvision, onnx or numpy are
@@ -28,14 +29,23 @@ except ImportError:
     sys.exit(77)
 
 
-def start_runtime(binary, workdir):
-    port_file = os.path.join(workdir, "port")
+def start_runtime(binary, workdir, listen="tcp://127.0.0.1:0", tag="tcp"):
+    port_file = os.path.join(workdir, "port-" + tag)
     proc = subprocess.Popen(
-        [binary, "--listen", "tcp://127.0.0.1:0", "--port-file", port_file,
+        [binary, "--listen", listen, "--port-file", port_file,
          "--backend", "cpu"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir,
-                                                            "runtime.log"),
-                                               "w"))
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(
+            workdir, "runtime-%s.log" % tag), "w"))
+    if tag != "tcp":
+        # A DPDK listener has no port to report: its memif socket is it.
+        for _ in range(200):
+            if os.path.exists(port_file) or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            raise RuntimeError("genie-runtime (%s) did not start; see "
+                               "runtime-%s.log" % (tag, tag))
+        return proc, 0
     for _ in range(200):
         if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
             with open(port_file) as f:
@@ -99,12 +109,16 @@ def main():
     sent, runs = {}, {}
     work = tempfile.mkdtemp(prefix="genie-zoo-")
     proc, port = start_runtime(runtime, work)
+    sock = os.path.join(work, "memif.sock")
+    dproc, _ = start_runtime(runtime, work, "dpdk://memif:" + sock, "dpdk")
     try:
-        for target in ["local", "tcp://127.0.0.1:%d" % port]:
+        for target in ["local", "tcp://127.0.0.1:%d" % port,
+                       "dpdk://memif:" + sock]:
             for m in models:
                 name = m["name"]
                 mdir = os.path.join(zoo, name)
-                out = os.path.join(work, target.split(":")[0], name)
+                kind = target.split(":")[0]
+                out = os.path.join(work, kind, name)
                 cmd = [genie_run, os.path.join(mdir, "model.onnx"),
                        "--output-dir", out, "--target", target]
                 for i in m["inputs"]:
@@ -113,13 +127,13 @@ def main():
                                                 i["name"] + ".npy"))]
                 r = subprocess.run(cmd, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
-                if r.returncode == 0 and target != "local":
+                if r.returncode == 0 and target.startswith("tcp"):
                     sent[name] = session_sent(r.stdout)
                     runs[name] = cmd
                 if r.returncode != 0:
                     failures += 1
                     print("FAIL %-16s %-6s genie-run exited %d:\n%s" % (
-                        name, target.split(":")[0], r.returncode,
+                        name, kind, r.returncode,
                         r.stdout[-2000:]))
                     continue
                 notes = []
@@ -135,7 +149,7 @@ def main():
                 if not ok_all:
                     failures += 1
                 print("%s %-16s %-6s %s" % ("ok  " if ok_all else "FAIL",
-                                            name, target.split(":")[0],
+                                            name, kind,
                                             "; ".join(notes)))
         # The weight cache: the same model loaded in a second session (a
         # new genie-run process) attaches to the weights the first left on
@@ -154,18 +168,19 @@ def main():
                   "model file %d B)" % ("ok  " if ok else "FAIL", name,
                                         again, sent[name], weights))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = -1
-        if rc != 0:
-            failures += 1
-            print("FAIL genie-runtime exited %d; see %s/runtime.log" % (
-                rc, work))
+        for p, tag in [(proc, "tcp"), (dproc, "dpdk")]:
+            p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = -1
+            if rc != 0:
+                failures += 1
+                print("FAIL genie-runtime (%s) exited %d; see "
+                      "%s/runtime-%s.log" % (tag, rc, work, tag))
     print("check_zoo: %d model runs, %d failures" % (
-        2 * len(models), failures))
+        3 * len(models), failures))
     return 1 if failures else 0
 
 

@@ -1,0 +1,767 @@
+/*
+ * The DPDK transport: Genie's framed messages over reliable messaging
+ * (rel.c) over a DPDK port (port.c), behind the same interface as TCP
+ * (common/transport.h), so clients and runtimes pick it with a target
+ * string:
+ *
+ *   dpdk://memif:/path/to/socket     memif; the listener is the memif
+ *                                    server, a connector the client
+ *
+ * One engine per process (DPDK's EAL is per process): it starts the EAL
+ * on first use (no hugepages, no PCI scan, a file prefix of its own),
+ * opens the port, and runs one thread that takes received frames into the
+ * protocol and drives its timers, polling while traffic flows and sleeping
+ * in steps up to 1 ms when it does not. Application threads send under
+ * the engine's lock. Each connection has a socketpair: the engine writes
+ * a byte when a message or the end arrives, so recv can wait in poll()
+ * and the runtime's shutdown(conn_fd) wakes it as for TCP.
+ *
+ * A message is sent as one rel message holding the usual 24-byte frame
+ * header, the envelope and the payload (gathered with one copy; the rel
+ * layer itself copies nothing).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dpdk_env.h"
+#include "frame.h"
+#include "gn_error.h"
+#include "log.h"
+#include "port.h"
+#include "rel.h"
+#include "transport.h"
+
+GN_LOG_REGISTER(dpdk_transport)
+
+#define RX_BURST 64
+/* How long the engine and a waiting recv poll after the last activity. */
+#define SPIN_NS 200000ull
+#define ACCEPT_MAX 64
+
+struct dpdk_conn {
+	struct gn_conn base; /* first: the generic code casts */
+	struct engine *e;
+	struct gn_rel_session *s;
+	int fds[2];	  /* [0]: polled by recv; [1]: written by the engine */
+	struct gn_msg *q; /* received messages */
+	size_t nq, capq;
+	int closed; /* 0 open, else the session's end status */
+
+	uint64_t next_id;
+	bool up;
+};
+
+struct dpdk_listener {
+	struct gn_listener base;
+	struct engine *e;
+	int fds[2];
+	struct dpdk_conn *acc[ACCEPT_MAX];
+	int nacc;
+};
+
+struct engine {
+	char sock[200];
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* session up or closed */
+	pthread_t thread;
+	atomic_bool stop;
+
+	char spec[256];
+	bool server;
+	struct gn_dpdk_port *port;
+	struct gn_rel_ep *ep;
+	struct dpdk_listener *listener;
+	struct gn_frame_limits limits;
+	int users;
+};
+
+static struct engine *g_engine;
+static pthread_mutex_t g_engine_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct gn_transport_ops dpdk_ops;
+
+/* memif is point to point: fixed addresses for its two ends. */
+static const struct gn_rel_addr k_server = {
+	{0x02, 0x47, 0x4e, 0, 0, 1}, 0x0a4d0001u, 7070};
+static const struct gn_rel_addr k_client = {
+	{0x02, 0x47, 0x4e, 0, 0, 2}, 0x0a4d0002u, 7071};
+
+static void poke(int fd)
+{
+	char b = 1;
+
+	if (write(fd, &b, 1) < 0 && errno != EAGAIN)
+		GN_LOG(WARNING, dpdk_transport, "wake-up write failed: %s",
+		       strerror(errno));
+}
+
+/* ---- rel callbacks (engine lock held) --------------------------------------
+ */
+
+static int rel_tx(void *ctx, const struct gn_rel_pkt *p)
+{
+	struct engine *e = ctx;
+	struct gn_dpdk_frame f = {.hdr = p->hdr,
+				  .hdr_len = p->hdr_len,
+				  .payload = p->payload,
+				  .payload_len = p->payload_len,
+				  .cookie = p->tx_ref};
+	int n = gn_dpdk_port_tx(e->port, &f, 1);
+
+	if (n == 1) {
+		/* Frames without a tx_ref need no completion. */
+		return 0;
+	}
+	return n == 0 ? -EAGAIN : n;
+}
+
+static void port_tx_done(void *cookie)
+{
+	if (cookie != NULL && g_engine != NULL)
+		gn_rel_tx_done(g_engine->ep, cookie);
+}
+
+static struct dpdk_conn *conn_new(struct engine *e, struct gn_rel_session *s)
+{
+	struct dpdk_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       c->fds) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->base.ops = &dpdk_ops;
+	c->base.limits = e->limits;
+	snprintf(c->base.peer, sizeof(c->base.peer), "dpdk:%016llx",
+		 (unsigned long long)gn_rel_session_id(s));
+	c->e = e;
+	c->s = s;
+	gn_rel_session_set_user(s, c);
+	return c;
+}
+
+static void on_accept(void *ctx, struct gn_rel_session *s)
+{
+	struct engine *e = ctx;
+	struct dpdk_listener *l = e->listener;
+	struct dpdk_conn *c;
+
+	if (l == NULL || l->nacc == ACCEPT_MAX ||
+	    (c = conn_new(e, s)) == NULL) {
+		gn_rel_close(s, gn_clock_ns());
+		return;
+	}
+	c->up = true;
+	l->acc[l->nacc++] = c;
+	poke(l->fds[1]);
+}
+
+static void *rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
+		       uint64_t len)
+{
+	struct engine *e = ctx;
+
+	(void)s;
+	(void)id;
+	/* Refused before anything is allocated, as TCP refuses the header. */
+	if (len < GN_FRAME_HDR_SIZE ||
+	    len > GN_FRAME_HDR_SIZE + (uint64_t)e->limits.max_envelope +
+			    e->limits.max_payload)
+		return NULL;
+	return malloc(len);
+}
+
+static void rx_abort(void *ctx, struct gn_rel_session *s, uint64_t id,
+		     void *buf)
+{
+	(void)ctx;
+	(void)s;
+	(void)id;
+	free(buf);
+}
+
+static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
+		       void *buf, uint64_t len)
+{
+	struct engine *e = ctx;
+	struct dpdk_conn *c = gn_rel_session_user(s);
+	struct gn_frame_view v;
+	struct gn_msg m;
+
+	(void)id;
+	if (c == NULL || gn_frame_parse(buf, len, &e->limits, &v) != 0 ||
+	    v.frame_len != len) {
+		GN_LOG(WARNING, dpdk_transport, "dropping a bad message: %s",
+		       gn_last_error());
+		free(buf);
+		return;
+	}
+	if (c->nq == c->capq) {
+		size_t cap = c->capq ? 2 * c->capq : 8;
+		struct gn_msg *q = realloc(c->q, cap * sizeof(*q));
+
+		if (q == NULL) {
+			free(buf);
+			return;
+		}
+		c->q = q;
+		c->capq = cap;
+	}
+	m.buf = buf;
+	m.env = v.env;
+	m.env_len = v.env_len;
+	m.payload = (uint8_t *)v.payload;
+	m.payload_len = v.payload_len;
+	c->q[c->nq++] = m;
+	poke(c->fds[1]);
+}
+
+static void on_sent(void *ctx, struct gn_rel_session *s, void *cookie,
+		    int status)
+{
+	(void)ctx;
+	(void)s;
+	(void)status; /* a failure closes the session: recv reports it */
+	free(cookie);
+}
+
+static void on_closed(void *ctx, struct gn_rel_session *s, int status)
+{
+	struct engine *e = ctx;
+	struct dpdk_conn *c = gn_rel_session_user(s);
+
+	if (c != NULL) {
+		c->closed = status ? status : -ECONNRESET;
+		c->s = NULL;
+		poke(c->fds[1]);
+	}
+	pthread_cond_broadcast(&e->cond);
+}
+
+/* ---- the engine -------------------------------------------------------------
+ */
+
+static int open_port(struct engine *e, uint32_t timeout_ms)
+{
+	struct gn_dpdk_port_opts po;
+	struct gn_rel_config rc;
+	struct gn_rel_ops ops = {
+		.ctx = e,
+		.tx = rel_tx,
+		.on_accept = on_accept,
+		.rx_buffer = rx_buffer,
+		.rx_abort = rx_abort,
+		.on_message = on_message,
+		.on_sent = on_sent,
+		.on_closed = on_closed,
+	};
+	struct gn_dpdk_port *port = NULL;
+	int r;
+
+	gn_dpdk_port_opts_init(&po, sizeof(po));
+	po.kind = GN_DPDK_PORT_MEMIF;
+	po.memif_socket = e->sock;
+	po.memif_role = e->server ? GN_DPDK_MEMIF_SERVER : GN_DPDK_MEMIF_CLIENT;
+	po.tx_done = port_tx_done;
+	po.link_timeout_ms = timeout_ms;
+	r = gn_dpdk_port_open(&po, &port);
+	if (r != 0)
+		return r;
+	gn_rel_config_init(&rc, sizeof(rc));
+	rc.accept = e->server;
+	/*
+	 * The peer's engine may be asleep for up to a millisecond when a
+	 * burst starts: a shorter RTO only resends what is on its way.
+	 */
+	rc.rto_min_ns = 2000000;
+	rc.rto_init_ns = 5000000;
+	rc.mtu_payload =
+		(uint16_t)(gn_dpdk_port_max_frame(port) - GN_REL_FRAME_HDR);
+	pthread_mutex_lock(&e->lock);
+	e->ep = gn_rel_ep_create(&rc, e->server ? &k_server : &k_client, &ops);
+	if (e->ep == NULL) {
+		r = gn_last_error_code();
+		pthread_mutex_unlock(&e->lock);
+		gn_dpdk_port_close(&port);
+		return r;
+	}
+	e->port = port;
+	pthread_mutex_unlock(&e->lock);
+	GN_LOG(NOTICE, dpdk_transport,
+	       "dpdk://%s up on %s, %u payload bytes a packet", e->spec,
+	       gn_dpdk_port_name(port), rc.mtu_payload);
+	return 0;
+}
+
+/*
+ * Take what the port received into the protocol and run its timers.
+ * Engine lock held. Returns the frames taken; *next gets the protocol's
+ * next deadline.
+ */
+static int drive(struct engine *e, uint64_t *next)
+{
+	struct gn_dpdk_rx rx[RX_BURST];
+	uint64_t now = gn_clock_ns();
+	int n = gn_dpdk_port_rx(e->port, rx, RX_BURST);
+
+	for (int i = 0; i < n; i++)
+		gn_rel_input(e->ep, rx[i].data, rx[i].len, now);
+	if (n > 0)
+		gn_dpdk_port_rx_release(e->port, rx, n);
+	*next = gn_rel_poll(e->ep, gn_clock_ns());
+	pthread_cond_broadcast(&e->cond);
+	return n > 0 ? n : 0;
+}
+
+static void sleep_us(uint32_t us)
+{
+	struct timespec d = {0, (long)us * 1000};
+
+	nanosleep(&d, NULL);
+}
+
+/*
+ * The engine: drives the port when no application thread does. A thread
+ * waiting in recv drives it itself (run to completion, no hand-off), so
+ * the engine only sleeps, in steps that double up to 1 ms, and takes over
+ * when nobody else is there: no core is spent while all is quiet.
+ */
+static void *engine_main(void *arg)
+{
+	struct engine *e = arg;
+	uint32_t idle_us = 0;
+
+	/*
+	 * A listener's memif port comes up when its first client connects:
+	 * wait for that here, a second at a time, so stopping stays quick.
+	 */
+	while (e->port == NULL && !atomic_load(&e->stop))
+		if (open_port(e, 1000) != 0 &&
+		    gn_last_error_code() != -ETIMEDOUT) {
+			GN_LOG(ERR, dpdk_transport, "dpdk://%s: %s", e->spec,
+			       gn_last_error());
+			return NULL;
+		}
+	while (!atomic_load(&e->stop)) {
+		uint64_t next = UINT64_MAX, now;
+		int n = 0;
+
+		if (pthread_mutex_trylock(&e->lock) == 0) {
+			n = drive(e, &next);
+			pthread_mutex_unlock(&e->lock);
+		}
+		if (n > 0) {
+			idle_us = 0;
+			continue;
+		}
+		idle_us = idle_us ? idle_us * 2 : 1;
+		if (idle_us > 1000)
+			idle_us = 1000;
+		now = gn_clock_ns();
+		if (next != UINT64_MAX && next > now &&
+		    (next - now) / 1000 < idle_us)
+			idle_us = (uint32_t)((next - now) / 1000) + 1;
+		if (next > now)
+			sleep_us(idle_us);
+	}
+	return NULL;
+}
+
+/* Parse "memif:/path"; only memif for now. */
+static int parse_spec(const char *spec, const char **sock)
+{
+	if (strncmp(spec, "memif:", 6) == 0 && spec[6] != '\0') {
+		*sock = spec + 6;
+		return 0;
+	}
+	return gn_error_set(-EINVAL,
+			    "dpdk: target 'dpdk://%s': expected "
+			    "dpdk://memif:/path/to/socket",
+			    spec);
+}
+
+/* The process's engine for `spec` as server or client, started once. */
+static void engine_stop(void)
+{
+	struct engine *e = g_engine;
+
+	if (e == NULL)
+		return;
+	atomic_store(&e->stop, true);
+	pthread_join(e->thread, NULL);
+	pthread_mutex_lock(&e->lock);
+	if (e->ep != NULL) {
+		struct gn_rel_stats st;
+
+		gn_rel_ep_stats(e->ep, &st);
+		GN_LOG(NOTICE, dpdk_transport,
+		       "dpdk://%s: %llu packets sent, %llu received, %llu "
+		       "retransmitted (%llu on holes), %llu duplicates, %llu "
+		       "bad, %llu stray",
+		       e->spec, (unsigned long long)st.pkts_sent,
+		       (unsigned long long)st.pkts_received,
+		       (unsigned long long)st.retransmits,
+		       (unsigned long long)st.hole_retransmits,
+		       (unsigned long long)st.dup_received,
+		       (unsigned long long)st.bad_frames,
+		       (unsigned long long)st.stray_frames);
+	}
+	gn_rel_ep_destroy(&e->ep);
+	gn_dpdk_port_close(&e->port);
+	pthread_mutex_unlock(&e->lock);
+	g_engine = NULL;
+	gn_dpdk_env_fini();
+}
+
+static int engine_get(const char *spec, bool server,
+		      const struct gn_transport_opts *opts,
+		      struct dpdk_listener *l, struct engine **out)
+{
+	const char *sock = NULL;
+	struct engine *e;
+	int rc = parse_spec(spec, &sock);
+
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&g_engine_lock);
+	if (g_engine != NULL) {
+		e = g_engine;
+		if (strcmp(e->spec, spec) != 0 || e->server != server) {
+			pthread_mutex_unlock(&g_engine_lock);
+			return gn_error_set(-EBUSY,
+					    "dpdk: this process already uses "
+					    "'dpdk://%s' as a %s; one DPDK "
+					    "port per process",
+					    e->spec,
+					    e->server ? "listener" : "client");
+		}
+		e->users++;
+		if (l != NULL) {
+			pthread_mutex_lock(&e->lock);
+			e->listener = l;
+			pthread_mutex_unlock(&e->lock);
+		}
+		*out = e;
+		pthread_mutex_unlock(&g_engine_lock);
+		return 0;
+	}
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		pthread_mutex_unlock(&g_engine_lock);
+		return gn_error_set(-ENOMEM, "dpdk: out of memory");
+	}
+	snprintf(e->spec, sizeof(e->spec), "%s", spec);
+	snprintf(e->sock, sizeof(e->sock), "%s", sock);
+	e->server = server;
+	e->limits = opts->limits;
+	e->listener = l;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	rc = gn_dpdk_env_init(NULL);
+	if (rc == -EALREADY)
+		rc = 0;
+	/* A client needs its link now; a listener gets it in the engine. */
+	if (rc == 0 && !server)
+		rc = open_port(e, 10000);
+	g_engine = rc == 0 ? e : NULL;
+	if (rc == 0 && pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+		g_engine = NULL;
+		rc = gn_error_set(-EAGAIN, "dpdk: cannot start the engine "
+					   "thread");
+	}
+	if (rc != 0) {
+		gn_rel_ep_destroy(&e->ep);
+		gn_dpdk_port_close(&e->port);
+		pthread_mutex_unlock(&g_engine_lock);
+		free(e);
+		return rc;
+	}
+	e->users = 1;
+	/* The port, the EAL and its socket go when the process ends. */
+	atexit(engine_stop);
+	*out = e;
+	pthread_mutex_unlock(&g_engine_lock);
+	return 0;
+}
+
+/* ---- transport ops ----------------------------------------------------------
+ */
+
+static int dpdk_listen(const char *addr, const struct gn_transport_opts *opts,
+		       struct gn_listener **out)
+{
+	struct dpdk_listener *l = calloc(1, sizeof(*l));
+	struct engine *e;
+	int rc;
+
+	if (l == NULL)
+		return gn_error_set(-ENOMEM, "dpdk: out of memory");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       l->fds) != 0) {
+		free(l);
+		return gn_error_set(-errno, "dpdk: socketpair: %s",
+				    strerror(errno));
+	}
+	l->e = NULL;
+	rc = engine_get(addr, true, opts, l, &e);
+	if (rc != 0) {
+		close(l->fds[0]);
+		close(l->fds[1]);
+		free(l);
+		return rc;
+	}
+	l->e = e;
+	l->base.ops = &dpdk_ops;
+	l->base.opts = *opts;
+	snprintf(l->base.addr, sizeof(l->base.addr), "%s", addr);
+	*out = &l->base;
+	return 0;
+}
+
+static int dpdk_accept(struct gn_listener *gl, int timeout_ms,
+		       struct gn_conn **out)
+{
+	struct dpdk_listener *l = (struct dpdk_listener *)gl;
+	struct pollfd p = {.fd = l->fds[0], .events = POLLIN};
+	char b[64];
+
+	for (;;) {
+		pthread_mutex_lock(&l->e->lock);
+		if (l->nacc > 0) {
+			*out = &l->acc[0]->base;
+			memmove(l->acc, l->acc + 1,
+				sizeof(l->acc[0]) * (size_t)--l->nacc);
+			pthread_mutex_unlock(&l->e->lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&l->e->lock);
+		if (poll(&p, 1, timeout_ms) == 0)
+			return gn_error_set(-ETIMEDOUT,
+					    "dpdk: no connection within %d ms",
+					    timeout_ms);
+		while (read(l->fds[0], b, sizeof(b)) > 0)
+			;
+	}
+}
+
+static int dpdk_listener_fd(const struct gn_listener *gl)
+{
+	return ((const struct dpdk_listener *)gl)->fds[0];
+}
+
+static void dpdk_listener_close(struct gn_listener *gl)
+{
+	struct dpdk_listener *l = (struct dpdk_listener *)gl;
+
+	pthread_mutex_lock(&l->e->lock);
+	l->e->listener = NULL;
+	pthread_mutex_unlock(&l->e->lock);
+	/* Accepted but never taken: closed (each takes the lock itself). */
+	for (int i = 0; i < l->nacc; i++)
+		gn_conn_close((struct gn_conn **)&l->acc[i]);
+	close(l->fds[0]);
+	close(l->fds[1]);
+	free(l);
+}
+
+static int dpdk_connect(const char *addr, const struct gn_transport_opts *opts,
+			int timeout_ms, struct gn_conn **out)
+{
+	struct gn_rel_session *s;
+	struct dpdk_conn *c;
+	struct engine *e;
+	uint64_t deadline;
+	int rc = engine_get(addr, false, opts, NULL, &e);
+
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&e->lock);
+	rc = gn_rel_connect(e->ep, &k_server, gn_clock_ns(), &s);
+	c = rc == 0 ? conn_new(e, s) : NULL;
+	if (rc == 0 && c == NULL) {
+		gn_rel_close(s, gn_clock_ns());
+		rc = gn_error_set(-ENOMEM, "dpdk: out of memory");
+	}
+	deadline = gn_clock_ns() +
+		   (uint64_t)(timeout_ms < 0 ? 30000 : timeout_ms) * 1000000ull;
+	while (rc == 0 && !gn_rel_session_up(s) && !c->closed) {
+		struct timespec ts;
+
+		if (gn_clock_ns() >= deadline) {
+			rc = gn_error_set(-ETIMEDOUT,
+					  "dpdk: no answer from the runtime on "
+					  "'dpdk://%s' within %d ms",
+					  addr, timeout_ms);
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+	}
+	if (rc == 0 && c->closed)
+		rc = gn_error_set(c->closed,
+				  "dpdk: 'dpdk://%s' refused or dropped the "
+				  "session: %s",
+				  addr, gn_strerror(c->closed));
+	pthread_mutex_unlock(&e->lock);
+	if (rc != 0) {
+		if (c != NULL)
+			gn_conn_close((struct gn_conn **)&c);
+		return rc;
+	}
+	c->up = true;
+	*out = &c->base;
+	return 0;
+}
+
+static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
+		     const struct iovec *payload, int iovcnt, int timeout_ms)
+{
+	struct dpdk_conn *c = (struct dpdk_conn *)gc;
+	size_t plen = 0, off;
+	uint8_t *buf;
+	int rc;
+
+	(void)timeout_ms;
+	for (int i = 0; i < iovcnt; i++)
+		plen += payload[i].iov_len;
+	buf = malloc(GN_FRAME_HDR_SIZE + env_len + plen);
+	if (buf == NULL)
+		return gn_error_set(-ENOMEM,
+				    "dpdk: no memory for a %zu-byte "
+				    "message",
+				    env_len + plen);
+	gn_frame_hdr_encode(buf, (uint32_t)env_len, plen);
+	memcpy(buf + GN_FRAME_HDR_SIZE, env, env_len);
+	off = GN_FRAME_HDR_SIZE + env_len;
+	for (int i = 0; i < iovcnt; i++) {
+		if (payload[i].iov_len)
+			memcpy(buf + off, payload[i].iov_base,
+			       payload[i].iov_len);
+		off += payload[i].iov_len;
+	}
+	pthread_mutex_lock(&c->e->lock);
+	if (c->closed || c->s == NULL)
+		rc = gn_error_set(-ECONNRESET, "dpdk: %s: session closed",
+				  c->base.peer);
+	else
+		rc = gn_rel_send(c->s, c->next_id++, buf, off, buf,
+				 gn_clock_ns());
+	pthread_mutex_unlock(&c->e->lock);
+	if (rc != 0) {
+		free(buf);
+		return rc;
+	}
+	c->base.stats.bytes_sent += off;
+	c->base.stats.msgs_sent++;
+	return 0;
+}
+
+static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
+{
+	struct dpdk_conn *c = (struct dpdk_conn *)gc;
+	struct pollfd p = {.fd = c->fds[0], .events = POLLIN};
+	uint64_t start = gn_clock_ns(), spin_until = start + SPIN_NS;
+	char b[64];
+
+	for (;;) {
+		uint64_t next, now;
+		ssize_t r;
+		int wait;
+
+		/* Drive the port ourselves: the reply is taken here. */
+		pthread_mutex_lock(&c->e->lock);
+		if (c->e->port != NULL)
+			drive(c->e, &next);
+		if (c->nq > 0) {
+			*msg = c->q[0];
+			memmove(c->q, c->q + 1, sizeof(*c->q) * --c->nq);
+			pthread_mutex_unlock(&c->e->lock);
+			c->base.stats.bytes_received += GN_FRAME_HDR_SIZE +
+							msg->env_len +
+							msg->payload_len;
+			c->base.stats.msgs_received++;
+			return 0;
+		}
+		if (c->closed) {
+			int st = c->closed;
+
+			pthread_mutex_unlock(&c->e->lock);
+			return gn_error_set(-ECONNRESET,
+					    "dpdk: %s: the session ended (%s)",
+					    c->base.peer, gn_strerror(st));
+		}
+		pthread_mutex_unlock(&c->e->lock);
+		now = gn_clock_ns();
+		if (now < spin_until)
+			continue; /* a reply is likely within microseconds */
+		if (timeout_ms >= 0 &&
+		    now - start >= (uint64_t)timeout_ms * 1000000ull)
+			return gn_error_set(-ETIMEDOUT,
+					    "dpdk: %s: no message within %d ms",
+					    c->base.peer, timeout_ms);
+		/* Quiet: sleep until the engine signals, 1 ms at most. */
+		wait = 1;
+		if (poll(&p, 1, wait) > 0) {
+			r = read(c->fds[0], b, sizeof(b));
+			if (r == 0) /* shutdown(conn_fd): asked to stop */
+				return gn_error_set(
+					-ECONNRESET,
+					"dpdk: %s: connection shut down",
+					c->base.peer);
+			spin_until = gn_clock_ns() + SPIN_NS;
+		}
+	}
+}
+
+static int dpdk_conn_fd(const struct gn_conn *gc)
+{
+	return ((const struct dpdk_conn *)gc)->fds[0];
+}
+
+static void dpdk_close(struct gn_conn *gc)
+{
+	struct dpdk_conn *c = (struct dpdk_conn *)gc;
+
+	pthread_mutex_lock(&c->e->lock);
+	if (c->s != NULL) {
+		gn_rel_session_set_user(c->s, NULL);
+		gn_rel_close(c->s, gn_clock_ns());
+		c->s = NULL;
+	}
+	for (size_t i = 0; i < c->nq; i++)
+		gn_msg_release(&c->q[i]);
+	pthread_mutex_unlock(&c->e->lock);
+	free(c->q);
+	close(c->fds[0]);
+	close(c->fds[1]);
+	free(c);
+}
+
+static const struct gn_transport_ops dpdk_ops = {
+	.name = "dpdk",
+	.listen = dpdk_listen,
+	.accept = dpdk_accept,
+	.listener_fd = dpdk_listener_fd,
+	.listener_close = dpdk_listener_close,
+	.connect = dpdk_connect,
+	.send = dpdk_send,
+	.recv = dpdk_recv,
+	.conn_fd = dpdk_conn_fd,
+	.close = dpdk_close,
+};
+
+GN_TRANSPORT_REGISTER(dpdk_ops)
