@@ -419,6 +419,9 @@ static void engine_stop(void)
 	gn_dpdk_port_close(&e->port);
 	pthread_mutex_unlock(&e->lock);
 	g_engine = NULL;
+	pthread_cond_destroy(&e->cond);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
 	gn_dpdk_env_fini();
 }
 
