@@ -39,6 +39,9 @@ struct slot {
 	bool used, acked, resend;
 };
 
+/* Packets resent when the retransmission timer fires. */
+#define RTO_BURST 16
+
 /* Acks showing a hole before it is resent (TCP's duplicate-ack rule). */
 #define HOLE_THRESHOLD 3
 
@@ -623,50 +626,55 @@ static uint64_t slot_rto(const struct gn_rel_session *s, const struct slot *sl)
 static bool pump(struct gn_rel_session *s, uint64_t now, bool timers)
 {
 	struct gn_rel_config *cfg = &s->ep->cfg;
-	uint32_t limit;
-	bool timed_out = false;
+	uint32_t limit, burst = 0;
 
 	if (s->state != S_UP)
 		return true;
+	/*
+	 * One retransmission timer, on the oldest packet in flight, as TCP
+	 * has. When it fires, the oldest RTO_BURST unacked packets go again
+	 * (the oldest's retries count towards the limit); everything else
+	 * waits for acks, whose holes say what else was lost. Resending the
+	 * whole window on every timeout would flood a peer whose acks are
+	 * merely late.
+	 */
+	if (timers && s->snd_una != s->snd_next) {
+		struct slot *old = &s->slots[s->snd_una % SLOTS];
+
+		if (old->used && !old->acked && old->seq == s->snd_una &&
+		    now - old->sent_at >= slot_rto(s, old)) {
+			if (old->retries >= cfg->max_retries) {
+				COUNT(s, timeouts, 1);
+				gn_error_set(-ETIMEDOUT,
+					     "rel: session %016llx: packet %u "
+					     "not acked after %u "
+					     "retransmissions",
+					     (unsigned long long)s->id,
+					     s->snd_una, old->retries);
+				kill_session(s, -ETIMEDOUT);
+				return true;
+			}
+			burst = RTO_BURST;
+		}
+	}
 	for (uint32_t q = s->snd_una;
-	     (timers || s->nresend > 0) && q != s->snd_next; q++) {
+	     (burst > 0 || s->nresend > 0) && q != s->snd_next; q++) {
 		struct slot *sl = &s->slots[q % SLOTS];
 
-		if (!sl->used || sl->acked)
+		if (!sl->used || sl->acked || sl->seq != q)
 			continue;
-		if (!sl->resend &&
-		    (!timers || now - sl->sent_at < slot_rto(s, sl)))
+		if (!sl->resend && burst == 0)
 			continue;
-		/*
-		 * A timeout resends the oldest packet only, as TCP does: when
-		 * acks are merely late, resending the whole window would
-		 * flood the peer with copies; when packets are lost, the
-		 * acks the resend brings back reveal the other holes.
-		 */
-		if (!sl->resend) {
-			if (timed_out) {
-				sl->sent_at = now; /* its turn comes again */
-				continue;
-			}
-			timed_out = true;
-		}
-		if (sl->retries >= cfg->max_retries) {
-			COUNT(s, timeouts, 1);
-			gn_error_set(-ETIMEDOUT,
-				     "rel: session %016llx: packet %u not "
-				     "acked after %u retransmissions",
-				     (unsigned long long)s->id, q, sl->retries);
-			kill_session(s, -ETIMEDOUT);
-			return true;
-		}
 		if (send_pkt(s, sl) != 0)
 			return false;
-		sl->retries++;
 		if (sl->resend) {
 			sl->resend = false;
 			s->nresend--;
 			COUNT(s, hole_retransmits, 1);
+		} else {
+			burst--;
 		}
+		sl->retries++;
 		sl->sent_at = now;
 		COUNT(s, retransmits, 1);
 	}
@@ -1142,8 +1150,9 @@ uint64_t gn_rel_poll(struct gn_rel_ep *ep, uint64_t now)
 			send_ctl(s, GN_REL_ACK);
 		if (s->ack_due && s->ack_due < next)
 			next = s->ack_due;
-		for (uint32_t q = s->snd_una; q != s->snd_next; q++) {
-			struct slot *sl = &s->slots[q % SLOTS];
+		/* The one retransmission timer: the oldest packet's. */
+		if (s->snd_una != s->snd_next) {
+			struct slot *sl = &s->slots[s->snd_una % SLOTS];
 
 			if (sl->used && !sl->acked &&
 			    sl->sent_at + slot_rto(s, sl) < next)

@@ -8,10 +8,12 @@
  * its packets; the receiver answers with a cumulative ack plus a 32-packet
  * selective-ack bitmap and a credit (how many packets past the ack it will
  * take); the sender keeps at most min(window, credit) packets in flight,
- * retransmits a packet after its RTO (from a smoothed RTT, doubled on each
- * retry) and when acks show a hole, and fails the session after
- * max_retries retransmissions of one packet: every pending message then
- * completes with an error, never retransmitted forever. Each packet says
+ * resends when acks show a hole for longer than the reordering window
+ * (RACK-like), and has one retransmission timer, on the oldest packet in
+ * flight (RTO from a smoothed RTT, doubled on each retry): when it fires,
+ * the 16 oldest unacked packets go again; after max_retries of the oldest
+ * the session fails and every pending message completes with an error,
+ * never retransmitted forever. Each packet says
  * which message and which piece of it it carries, so the receiver writes
  * payload straight into the message's final buffer in any order and needs
  * no per-packet buffering. Duplicates are acked and dropped; packets of

@@ -32,6 +32,7 @@
 
 #include "clock.h"
 #include "dpdk_env.h"
+#include "fault.h"
 #include "frame.h"
 #include "gn_error.h"
 #include "log.h"
@@ -81,6 +82,11 @@ struct engine {
 	struct dpdk_listener *listener;
 	struct gn_frame_limits limits;
 	int users;
+	/* GENIE_DPDK_FAULT: frames we send go through a lossy link first. */
+	struct gn_fault *fault;
+	uint64_t fault_after; /* frames sent before faults start */
+	uint64_t frames_sent;
+	uint8_t fault_buf[16384];
 };
 
 static struct engine *g_engine;
@@ -105,9 +111,43 @@ static void poke(int fd)
 /* ---- rel callbacks (engine lock held) --------------------------------------
  */
 
+/* Send frames the lossy link has due, as copies (no completion). */
+static void fault_deliver_one(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct engine *e = ctx;
+	struct gn_dpdk_frame f = {
+		.hdr = frame,
+		.hdr_len = len < GN_DPDK_FRAME_HDR_MAX ? (uint32_t)len
+						       : GN_DPDK_FRAME_HDR_MAX,
+		.payload = frame + GN_DPDK_FRAME_HDR_MAX,
+		.payload_len = len > GN_DPDK_FRAME_HDR_MAX
+				       ? (uint32_t)(len - GN_DPDK_FRAME_HDR_MAX)
+				       : 0};
+
+	if (f.payload_len == 0)
+		f.payload = NULL;
+	/* A full ring drops it: to the protocol, one more loss. */
+	(void)gn_dpdk_port_tx(e->port, &f, 1);
+}
+
 static int rel_tx(void *ctx, const struct gn_rel_pkt *p)
 {
 	struct engine *e = ctx;
+
+	if (e->fault != NULL && e->frames_sent++ >= e->fault_after) {
+		size_t len = (size_t)p->hdr_len + p->payload_len;
+
+		if (len > sizeof(e->fault_buf))
+			return -EMSGSIZE;
+		memcpy(e->fault_buf, p->hdr, p->hdr_len);
+		if (p->payload_len)
+			memcpy(e->fault_buf + p->hdr_len, p->payload,
+			       p->payload_len);
+		gn_fault_offer(e->fault, e->fault_buf, len, gn_clock_ns());
+		if (p->tx_ref != NULL)
+			gn_rel_tx_done(e->ep, p->tx_ref); /* copied */
+		return 0;
+	}
 	struct gn_dpdk_frame f = {.hdr = p->hdr,
 				  .hdr_len = p->hdr_len,
 				  .payload = p->payload,
@@ -318,6 +358,16 @@ static int drive(struct engine *e, uint64_t *next)
 	if (n > 0)
 		gn_dpdk_port_rx_release(e->port, rx, n);
 	*next = gn_rel_poll(e->ep, gn_clock_ns());
+	if (e->fault != NULL) {
+		uint64_t due;
+
+		gn_fault_deliver(e->fault, gn_clock_ns(), fault_deliver_one, e);
+		due = gn_fault_next_due(e->fault);
+		if (due < *next)
+			*next = due;
+		if (due != UINT64_MAX)
+			n++; /* frames still held: keep the engine awake */
+	}
 	pthread_cond_broadcast(&e->cond);
 	return n > 0 ? n : 0;
 }
@@ -376,6 +426,67 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
+/*
+ * GENIE_DPDK_FAULT="drop=0.05,dup=0.01,reorder=0.02,delay_us=20,
+ * burst_ms=100,every_ms=1000,seed=7,after=0": the frames this process
+ * sends (all but the first `after` ones) go
+ * through a seeded lossy link (dpdk/fault.c) before the port, for tests
+ * of the data plane under loss; unset, nothing changes.
+ */
+static int fault_from_env(struct engine *e)
+{
+	const char *spec = getenv("GENIE_DPDK_FAULT");
+	struct gn_fault_opts o;
+	char buf[256], *save = NULL;
+
+	if (spec == NULL || *spec == '\0')
+		return 0;
+	gn_fault_opts_init(&o, sizeof(o));
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *kv = strtok_r(buf, ",", &save); kv != NULL;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '='), *end;
+		double v;
+
+		if (eq == NULL)
+			goto bad;
+		*eq = '\0';
+		v = strtod(eq + 1, &end);
+		if (*end != '\0' || v < 0)
+			goto bad;
+		if (strcmp(kv, "drop") == 0)
+			o.drop = v;
+		else if (strcmp(kv, "dup") == 0)
+			o.dup = v;
+		else if (strcmp(kv, "reorder") == 0)
+			o.reorder = v;
+		else if (strcmp(kv, "delay_us") == 0)
+			o.delay_ns = (uint64_t)(v * 1000);
+		else if (strcmp(kv, "burst_ms") == 0)
+			o.burst_len_ns = (uint64_t)(v * 1e6);
+		else if (strcmp(kv, "every_ms") == 0)
+			o.burst_every_ns = (uint64_t)(v * 1e6);
+		else if (strcmp(kv, "seed") == 0)
+			o.seed = (uint64_t)v;
+		else if (strcmp(kv, "after") == 0)
+			e->fault_after = (uint64_t)v;
+		else
+			goto bad;
+	}
+	e->fault = gn_fault_create(&o);
+	if (e->fault == NULL)
+		return gn_last_error_code();
+	GN_LOG(WARNING, dpdk_transport,
+	       "fault injection on: GENIE_DPDK_FAULT=%s", spec);
+	return 0;
+bad:
+	return gn_error_set(-EINVAL,
+			    "dpdk: GENIE_DPDK_FAULT='%s': expected KEY=NUMBER "
+			    "pairs with keys drop, dup, reorder, delay_us, "
+			    "burst_ms, every_ms, seed, after",
+			    spec);
+}
+
 /* Parse "memif:/path"; only memif for now. */
 static int parse_spec(const char *spec, const char **sock)
 {
@@ -417,6 +528,7 @@ static void engine_stop(void)
 	}
 	gn_rel_ep_destroy(&e->ep);
 	gn_dpdk_port_close(&e->port);
+	gn_fault_destroy(&e->fault);
 	pthread_mutex_unlock(&e->lock);
 	g_engine = NULL;
 	pthread_cond_destroy(&e->cond);
@@ -472,6 +584,7 @@ static int engine_get(const char *spec, bool server,
 	rc = gn_dpdk_env_init(NULL);
 	if (rc == -EALREADY)
 		rc = 0;
+	rc = rc ? rc : fault_from_env(e);
 	/* A client needs its link now; a listener gets it in the engine. */
 	if (rc == 0 && !server)
 		rc = open_port(e, 10000);
@@ -484,6 +597,7 @@ static int engine_get(const char *spec, bool server,
 	if (rc != 0) {
 		gn_rel_ep_destroy(&e->ep);
 		gn_dpdk_port_close(&e->port);
+		gn_fault_destroy(&e->fault);
 		pthread_mutex_unlock(&g_engine_lock);
 		free(e);
 		return rc;
