@@ -1178,6 +1178,14 @@ void gn_rel_ep_stats(const struct gn_rel_ep *ep, struct gn_rel_stats *st)
 	*st = ep->st;
 }
 
+void gn_rel_ep_foreach(struct gn_rel_ep *ep,
+		       void (*fn)(void *ctx, struct gn_rel_session *s),
+		       void *ctx)
+{
+	for (struct gn_rel_session *s = ep->sessions; s != NULL; s = s->next)
+		fn(ctx, s);
+}
+
 uint64_t gn_rel_session_id(const struct gn_rel_session *s)
 {
 	return s->id;

@@ -238,6 +238,11 @@ void gn_rel_session_stats(const struct gn_rel_session *s,
 			  struct gn_rel_stats *st);
 void gn_rel_ep_stats(const struct gn_rel_ep *ep, struct gn_rel_stats *st);
 
+/* Call `fn` for every session of the endpoint (none may be closed). */
+void gn_rel_ep_foreach(struct gn_rel_ep *ep,
+		       void (*fn)(void *ctx, struct gn_rel_session *s),
+		       void *ctx);
+
 /* The session's id, peer, and whether it is established. */
 uint64_t gn_rel_session_id(const struct gn_rel_session *s);
 const struct gn_rel_addr *gn_rel_session_peer(const struct gn_rel_session *s);

@@ -39,6 +39,7 @@
 #include "port.h"
 #include "rel.h"
 #include "transport.h"
+#include "transport_dpdk.h"
 
 GN_LOG_REGISTER(dpdk_transport)
 
@@ -585,6 +586,8 @@ static int engine_get(const char *spec, bool server,
 	if (rc == -EALREADY)
 		rc = 0;
 	rc = rc ? rc : fault_from_env(e);
+	if (rc == 0)
+		gn_dpdk_telemetry_register();
 	/* A client needs its link now; a listener gets it in the engine. */
 	if (rc == 0 && !server)
 		rc = open_port(e, 10000);
@@ -866,6 +869,57 @@ static void dpdk_close(struct gn_conn *gc)
 	close(c->fds[0]);
 	close(c->fds[1]);
 	free(c);
+}
+
+/* ---- telemetry (transport_dpdk.h) ------------------------------------------
+ */
+
+int gn_dpdk_transport_stats(char *spec, size_t spec_len,
+			    struct gn_rel_stats *st)
+{
+	struct engine *e = g_engine;
+
+	if (e == NULL)
+		return -ENODEV;
+	pthread_mutex_lock(&e->lock);
+	snprintf(spec, spec_len, "dpdk://%s", e->spec);
+	if (e->ep != NULL)
+		gn_rel_ep_stats(e->ep, st);
+	else
+		memset(st, 0, sizeof(*st));
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+struct foreach_ctx {
+	void (*fn)(void *ctx, uint64_t id, int up,
+		   const struct gn_rel_stats *st);
+	void *ctx;
+};
+
+static void foreach_one(void *ctx, struct gn_rel_session *s)
+{
+	struct foreach_ctx *f = ctx;
+	struct gn_rel_stats st;
+
+	gn_rel_session_stats(s, &st);
+	f->fn(f->ctx, gn_rel_session_id(s), gn_rel_session_up(s), &st);
+}
+
+int gn_dpdk_transport_sessions(void (*fn)(void *ctx, uint64_t id, int up,
+					  const struct gn_rel_stats *st),
+			       void *ctx)
+{
+	struct engine *e = g_engine;
+	struct foreach_ctx f = {fn, ctx};
+
+	if (e == NULL)
+		return -ENODEV;
+	pthread_mutex_lock(&e->lock);
+	if (e->ep != NULL)
+		gn_rel_ep_foreach(e->ep, foreach_one, &f);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
 }
 
 static const struct gn_transport_ops dpdk_ops = {
