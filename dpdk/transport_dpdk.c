@@ -69,8 +69,16 @@ struct dpdk_listener {
 	int nacc;
 };
 
+/* What a dpdk:// target names: the port and the two ends' addresses. */
+struct target {
+	bool af_packet;	 /* else memif */
+	char sock[200];	 /* memif socket */
+	char ifname[32]; /* af_packet interface */
+	struct gn_rel_addr self, peer;
+};
+
 struct engine {
-	char sock[200];
+	struct target t;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* session up or closed */
 	pthread_t thread;
@@ -309,9 +317,17 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 	int r;
 
 	gn_dpdk_port_opts_init(&po, sizeof(po));
-	po.kind = GN_DPDK_PORT_MEMIF;
-	po.memif_socket = e->sock;
-	po.memif_role = e->server ? GN_DPDK_MEMIF_SERVER : GN_DPDK_MEMIF_CLIENT;
+	if (e->t.af_packet) {
+		po.kind = GN_DPDK_PORT_AF_PACKET;
+		po.ifname = e->t.ifname;
+		/* A veth with a kernel stack behind it drops bursts. */
+		po.rx_ring_size = po.tx_ring_size = 4096;
+	} else {
+		po.kind = GN_DPDK_PORT_MEMIF;
+		po.memif_socket = e->t.sock;
+		po.memif_role =
+			e->server ? GN_DPDK_MEMIF_SERVER : GN_DPDK_MEMIF_CLIENT;
+	}
 	po.tx_done = port_tx_done;
 	po.link_timeout_ms = timeout_ms;
 	r = gn_dpdk_port_open(&po, &port);
@@ -328,7 +344,7 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 	rc.mtu_payload =
 		(uint16_t)(gn_dpdk_port_max_frame(port) - GN_REL_FRAME_HDR);
 	pthread_mutex_lock(&e->lock);
-	e->ep = gn_rel_ep_create(&rc, e->server ? &k_server : &k_client, &ops);
+	e->ep = gn_rel_ep_create(&rc, &e->t.self, &ops);
 	if (e->ep == NULL) {
 		r = gn_last_error_code();
 		pthread_mutex_unlock(&e->lock);
@@ -488,16 +504,105 @@ bad:
 			    spec);
 }
 
-/* Parse "memif:/path"; only memif for now. */
-static int parse_spec(const char *spec, const char **sock)
+static int parse_ip(const char *s, uint32_t *ip)
 {
+	unsigned a, b, c, d;
+	char end;
+
+	if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &end) != 4 || a > 255 ||
+	    b > 255 || c > 255 || d > 255)
+		return -1;
+	*ip = a << 24 | b << 16 | c << 8 | d;
+	return 0;
+}
+
+/* The interface's Ethernet address, from sysfs. */
+static int if_mac(const char *ifname, uint8_t mac[6])
+{
+	char path[128], line[64];
+	unsigned m[6];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	ok = fgets(line, sizeof(line), f) != NULL &&
+	     sscanf(line, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3],
+		    &m[4], &m[5]) == 6;
+	fclose(f);
+	for (int i = 0; ok && i < 6; i++)
+		mac[i] = (uint8_t)m[i];
+	return ok ? 0 : -1;
+}
+
+/*
+ * Targets:
+ *   memif:/path/to/socket
+ *       point to point over a memif socket (fixed addresses inside);
+ *   af_packet:IFACE,ip=A.B.C.D[,peer=E.F.G.H][,port=N]
+ *       a kernel interface (a veth, a NIC without a DPDK driver): `ip` is
+ *       this end's address; a connector names the listener's `peer` and
+ *       `port` (default 7070); the peer's Ethernet address is learnt.
+ */
+static int parse_spec(const char *spec, bool server, struct target *t)
+{
+	memset(t, 0, sizeof(*t));
 	if (strncmp(spec, "memif:", 6) == 0 && spec[6] != '\0') {
-		*sock = spec + 6;
+		snprintf(t->sock, sizeof(t->sock), "%s", spec + 6);
+		t->self = server ? k_server : k_client;
+		t->peer = server ? k_client : k_server;
 		return 0;
 	}
+	if (strncmp(spec, "af_packet:", 10) == 0) {
+		char buf[256], *save = NULL, *tok;
+		uint32_t ip = 0, peer = 0;
+		unsigned port = 7070;
+
+		snprintf(buf, sizeof(buf), "%s", spec + 10);
+		tok = strtok_r(buf, ",", &save);
+		if (tok == NULL || strlen(tok) >= sizeof(t->ifname))
+			goto bad;
+		snprintf(t->ifname, sizeof(t->ifname), "%s", tok);
+		while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
+			if (strncmp(tok, "ip=", 3) == 0) {
+				if (parse_ip(tok + 3, &ip) != 0)
+					goto bad;
+			} else if (strncmp(tok, "peer=", 5) == 0) {
+				if (parse_ip(tok + 5, &peer) != 0)
+					goto bad;
+			} else if (strncmp(tok, "port=", 5) == 0) {
+				char *end;
+
+				port = (unsigned)strtoul(tok + 5, &end, 10);
+				if (*end != '\0' || port == 0 || port > 65535)
+					goto bad;
+			} else {
+				goto bad;
+			}
+		}
+		if (ip == 0 || (!server && peer == 0))
+			goto bad;
+		if (if_mac(t->ifname, t->self.mac) != 0)
+			return gn_error_set(-ENODEV,
+					    "dpdk: target 'dpdk://%s': no "
+					    "interface '%s' here",
+					    spec, t->ifname);
+		t->af_packet = true;
+		t->self.ip = ip;
+		t->self.port = (uint16_t)(server ? port : port + 1);
+		memset(t->peer.mac, 0xff, 6); /* learnt from the answer */
+		t->peer.ip = peer;
+		t->peer.port = (uint16_t)port;
+		return 0;
+	}
+bad:
 	return gn_error_set(-EINVAL,
 			    "dpdk: target 'dpdk://%s': expected "
-			    "dpdk://memif:/path/to/socket",
+			    "dpdk://memif:/path/to/socket or "
+			    "dpdk://af_packet:IFACE,ip=A.B.C.D[,peer=E.F.G.H]"
+			    "[,port=N]",
 			    spec);
 }
 
@@ -542,9 +647,9 @@ static int engine_get(const char *spec, bool server,
 		      const struct gn_transport_opts *opts,
 		      struct dpdk_listener *l, struct engine **out)
 {
-	const char *sock = NULL;
+	struct target t;
 	struct engine *e;
-	int rc = parse_spec(spec, &sock);
+	int rc = parse_spec(spec, server, &t);
 
 	if (rc != 0)
 		return rc;
@@ -576,7 +681,7 @@ static int engine_get(const char *spec, bool server,
 		return gn_error_set(-ENOMEM, "dpdk: out of memory");
 	}
 	snprintf(e->spec, sizeof(e->spec), "%s", spec);
-	snprintf(e->sock, sizeof(e->sock), "%s", sock);
+	e->t = t;
 	e->server = server;
 	e->limits = opts->limits;
 	e->listener = l;
@@ -705,7 +810,7 @@ static int dpdk_connect(const char *addr, const struct gn_transport_opts *opts,
 	if (rc != 0)
 		return rc;
 	pthread_mutex_lock(&e->lock);
-	rc = gn_rel_connect(e->ep, &k_server, gn_clock_ns(), &s);
+	rc = gn_rel_connect(e->ep, &e->t.peer, gn_clock_ns(), &s);
 	c = rc == 0 ? conn_new(e, s) : NULL;
 	if (rc == 0 && c == NULL) {
 		gn_rel_close(s, gn_clock_ns());
