@@ -46,8 +46,7 @@ const char *gn_strerror(int rc)
 	case EOPNOTSUPP:
 		return "operation not supported by this backend or op table";
 	case ENODEV: return "device not present";
-	case ENOENT:
-		return "no such object (unknown file, name or handle)";
+	case ENOENT: return "no such object (unknown file, name or handle)";
 	case EALREADY: return "already initialised";
 	case ENOSPC: return "no space left in the given buffer";
 	case ESTALE:
