@@ -1202,6 +1202,44 @@ static struct prim *simple_prim(struct gn_cpu_dnnl *d, const struct key *k,
 	return p;
 }
 
+/* One operand of a single-primitive op: its argument, layout and bytes. */
+struct sarg {
+	int arg;
+	const dnnl_memory_desc_t *md;
+	const void *ptr;
+};
+
+/*
+ * Run the primitive for `desc`, found or built under key `k`, on the
+ * operands `sa`: what every single-primitive op below ends with.
+ */
+static int simple_run(struct gn_cpu_dnnl *d, const struct key *k,
+		      const_dnnl_op_desc_t desc, const struct sarg *sa, int n)
+{
+	dnnl_exec_arg_t a[8];
+	struct prim tmp, *p;
+	int rc;
+
+	p = simple_prim(d, k, desc, &tmp, &rc);
+	if (p == NULL)
+		return rc;
+	for (int i = 0; i < n; i++) {
+		a[i].arg = sa[i].arg;
+		a[i].memory = mem(d, sa[i].md, sa[i].ptr);
+		if (a[i].memory == NULL) {
+			while (i-- > 0)
+				dnnl_memory_destroy(a[i].memory);
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	rc = simple_exec(d, p, n, a);
+out:
+	if (p == &tmp)
+		prim_clear(p);
+	return rc;
+}
+
 static int softmax_rows(struct gn_cpu_dnnl *d, float *x, int64_t rows,
 			int64_t cols, int logsm)
 {
@@ -1209,8 +1247,6 @@ static int softmax_rows(struct gn_cpu_dnnl *d, float *x, int64_t rows,
 	dnnl_memory_desc_t md;
 	dnnl_softmax_v2_desc_t sd;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int rc;
 
 	md_plain(&md, 2, dims);
 	CKD(dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
@@ -1222,16 +1258,12 @@ static int softmax_rows(struct gn_cpu_dnnl *d, float *x, int64_t rows,
 	key_add(&k, logsm);
 	key_add(&k, rows);
 	key_add(&k, cols);
-	p = simple_prim(d, &k, &sd, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, mem(d, &md, x)},
-				{DNNL_ARG_DST, mem(d, &md, x)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC, &md, x},
+		{DNNL_ARG_DST, &md, x},
+	};
 
-	rc = a[0].memory && a[1].memory ? simple_exec(d, p, 2, a) : -ENOMEM;
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &sd, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 static int softmax_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
@@ -1242,8 +1274,6 @@ static int softmax_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	dnnl_memory_desc_t md;
 	dnnl_softmax_v2_desc_t sd;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int rc;
 
 	if (axis < 0)
 		axis += nd;
@@ -1262,16 +1292,12 @@ static int softmax_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	key_add(&k, dims[0]);
 	key_add(&k, dims[1]);
 	key_add(&k, dims[2]);
-	p = simple_prim(d, &k, &sd, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, mem(d, &md, c->in[0])},
-				{DNNL_ARG_DST, mem(d, &md, c->out)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC, &md, c->in[0]},
+		{DNNL_ARG_DST, &md, c->out},
+	};
 
-	rc = a[0].memory && a[1].memory ? simple_exec(d, p, 2, a) : -ENOMEM;
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &sd, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 static int pool_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
@@ -1283,8 +1309,6 @@ static int pool_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	dnnl_dims_t kern, st, dil = {0, 0}, pl, pr;
 	dnnl_alg_kind_t alg;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int rc;
 
 	if (x->ndim != 4)
 		return GN_CPU_DNNL_DECLINE;
@@ -1316,16 +1340,12 @@ static int pool_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	key_add(&k, c->op);
 	key_meta(&k, x);
 	key_attrs(&k, c->a);
-	p = simple_prim(d, &k, &pd, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, mem(d, &sm, c->in[0])},
-				{DNNL_ARG_DST, mem(d, &dm, c->out)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC, &sm, c->in[0]},
+		{DNNL_ARG_DST, &dm, c->out},
+	};
 
-	rc = a[0].memory && a[1].memory ? simple_exec(d, p, 2, a) : -ENOMEM;
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &pd, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 /* Inference batchnorm over x [N, C, ...] with per-channel parameters. */
@@ -1337,8 +1357,7 @@ static int bnorm_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	dnnl_batch_normalization_desc_t bd;
 	float eps = c->a->nf > 0 ? c->a->f[0] : 1e-5f;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int nd = x->ndim, rc;
+	int nd = x->ndim;
 
 	if (nd < 2 || nd > 5)
 		return GN_CPU_DNNL_DECLINE;
@@ -1353,20 +1372,16 @@ static int bnorm_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	key_add(&k, c->op);
 	key_meta(&k, x);
 	key_attrs(&k, c->a);
-	p = simple_prim(d, &k, &bd, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t a[7] = {{DNNL_ARG_SRC, mem(d, &xm, c->in[0])},
-				{DNNL_ARG_MEAN, mem(d, &cm, c->in[1])},
-				{DNNL_ARG_VARIANCE, mem(d, &cm, c->in[2])},
-				{DNNL_ARG_SCALE, mem(d, &cm, c->in[3])},
-				{DNNL_ARG_SHIFT, mem(d, &cm, c->in[4])},
-				{DNNL_ARG_DST, mem(d, &xm, c->out)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC, &xm, c->in[0]},
+		{DNNL_ARG_MEAN, &cm, c->in[1]},
+		{DNNL_ARG_VARIANCE, &cm, c->in[2]},
+		{DNNL_ARG_SCALE, &cm, c->in[3]},
+		{DNNL_ARG_SHIFT, &cm, c->in[4]},
+		{DNNL_ARG_DST, &xm, c->out},
+	};
 
-	rc = simple_exec(d, p, 6, a);
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &bd, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 /* Layer norm over the trailing i[0] dims, collapsed into one. */
@@ -1378,8 +1393,6 @@ static int lnorm_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	dnnl_layer_normalization_desc_t ld;
 	float eps = c->a->nf > 0 ? c->a->f[0] : 1e-5f;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int rc;
 
 	if (n < 1 || n > x->ndim || c->nin != 3)
 		return GN_CPU_DNNL_DECLINE;
@@ -1395,18 +1408,14 @@ static int lnorm_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	key_add(&k, dims[0]);
 	key_add(&k, dims[1]);
 	key_attrs(&k, c->a);
-	p = simple_prim(d, &k, &ld, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, mem(d, &xm, c->in[0])},
-				{DNNL_ARG_SCALE, mem(d, &gm, c->in[1])},
-				{DNNL_ARG_SHIFT, mem(d, &gm, c->in[2])},
-				{DNNL_ARG_DST, mem(d, &xm, c->out)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC, &xm, c->in[0]},
+		{DNNL_ARG_SCALE, &gm, c->in[1]},
+		{DNNL_ARG_SHIFT, &gm, c->in[2]},
+		{DNNL_ARG_DST, &xm, c->out},
+	};
 
-	rc = simple_exec(d, p, 4, a);
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &ld, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 static int eltwise_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
@@ -1417,8 +1426,6 @@ static int eltwise_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	dnnl_alg_kind_t alg;
 	float al, be;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int rc;
 
 	if (!eltwise_alg(c->op, c->a, &alg, &al, &be))
 		return GN_CPU_DNNL_DECLINE;
@@ -1429,16 +1436,12 @@ static int eltwise_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	key_add(&k, c->op);
 	key_add(&k, n);
 	key_attrs(&k, c->a);
-	p = simple_prim(d, &k, &ed, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, mem(d, &md, c->in[0])},
-				{DNNL_ARG_DST, mem(d, &md, c->out)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC, &md, c->in[0]},
+		{DNNL_ARG_DST, &md, c->out},
+	};
 
-	rc = simple_exec(d, p, 2, a);
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &ed, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 /*
@@ -1454,8 +1457,7 @@ static int binary_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 	dnnl_binary_desc_t bdsc;
 	dnnl_alg_kind_t alg;
 	struct key k = {.n = 0};
-	struct prim tmp, *p;
-	int nd = o->ndim, rc;
+	int nd = o->ndim;
 
 	if (!binary_alg(c->op, &alg) || nd < 1 || nd > 6)
 		return GN_CPU_DNNL_DECLINE;
@@ -1485,17 +1487,13 @@ static int binary_run(struct gn_cpu_dnnl *d, const struct cpu_call *c)
 		key_add(&k, ad[i]);
 		key_add(&k, bd[i]);
 	}
-	p = simple_prim(d, &k, &bdsc, &tmp, &rc);
-	if (p == NULL)
-		return rc;
-	dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC_0, mem(d, &am, pa)},
-				   {DNNL_ARG_SRC_1, mem(d, &bm, pb)},
-				   {DNNL_ARG_DST, mem(d, &om, c->out)}};
+	const struct sarg sa[] = {
+		{DNNL_ARG_SRC_0, &am, pa},
+		{DNNL_ARG_SRC_1, &bm, pb},
+		{DNNL_ARG_DST, &om, c->out},
+	};
 
-	rc = simple_exec(d, p, 3, args);
-	if (p == &tmp)
-		prim_clear(p);
-	return rc;
+	return simple_run(d, &k, &bdsc, sa, (int)(sizeof(sa) / sizeof(sa[0])));
 }
 
 /* ---- entry points ------------------------------------------------------ */
