@@ -102,6 +102,9 @@ enum gn_target_kind {
  */
 #define GN_SESSION_PLANS 64
 
+/* Content keys a session remembers for gn_session_shared_keys(). */
+#define GN_SESSION_SHARED_KEYS 256
+
 struct gn_pool;
 struct gn_registry;
 struct gn_coord_conn;
@@ -122,7 +125,11 @@ struct gn_session {
 	char peer_name[64];
 	char node_id[128];
 	uint64_t coord_session;
-	struct gn_auth_secret *secret; /* NULL: none */
+	struct gn_auth_secret *secret;	   /* NULL: none */
+	char *tls_ca, *tls_cert, *tls_key; /* owned; NULL: not given */
+	/* Keys of the tensors made shared resident, newest first. */
+	uint8_t shared_keys[GN_SESSION_SHARED_KEYS][32];
+	uint32_t n_shared_keys;
 	int timeout_ms;
 	uint32_t visit;	      /* materialize walk counter */
 	uint64_t nnodes;      /* tensors recorded, bounds any walk */

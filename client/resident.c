@@ -193,6 +193,26 @@ static int attach(struct gn_tensor *t, int pin, const uint8_t *key,
 }
 
 /*
+ * Remember a content key this session made shared, for
+ * gn_session_shared_keys(): the newest at the front, each once.
+ */
+static void note_shared_key(struct gn_session *s, const uint8_t *key)
+{
+	uint32_t n = s->n_shared_keys, i;
+
+	for (i = 0; i < n; i++)
+		if (memcmp(s->shared_keys[i], key, GN_CONTENT_KEY_SIZE) == 0)
+			break;
+	if (i == n && n < GN_SESSION_SHARED_KEYS)
+		s->n_shared_keys = ++n;
+	if (i == n)
+		i = n - 1; /* full: the oldest goes */
+	memmove(s->shared_keys[1], s->shared_keys[0],
+		(size_t)i * GN_CONTENT_KEY_SIZE);
+	memcpy(s->shared_keys[0], key, GN_CONTENT_KEY_SIZE);
+}
+
+/*
  * Make t's value resident by content: attach to the target's shared copy
  * (`*hit` set, no bytes sent) or, when it holds none, upload it shared.
  */
@@ -209,10 +229,13 @@ static int share(struct gn_tensor *t, int pin, uint8_t h[GN_HANDLE_SIZE],
 		return rc;
 	rc = attach(t, pin, key, h);
 	*hit = rc == 0;
-	if (rc != -ENOENT)
-		return rc;
-	gn_error_clear();
-	return upload(t, pin, key, h);
+	if (rc == -ENOENT) {
+		gn_error_clear();
+		rc = upload(t, pin, key, h);
+	}
+	if (rc == 0)
+		note_shared_key(t->session, key);
+	return rc;
 }
 
 /* PIN on the target: 0, -ENOENT, or a connection error. */

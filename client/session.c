@@ -126,6 +126,29 @@ static int handshake(struct gn_session *s, const char *name)
 
 static const char k_coord_scheme[] = "coordinator://";
 
+/* Connect to the session's coordinator, over TLS when it has TLS files. */
+static int coord_connect(struct gn_session *s, int timeout_ms)
+{
+	struct gn_tls_files f = {s->tls_ca, s->tls_cert, s->tls_key};
+
+	return gn_coord_connect_tls(s->coord_url, s->secret, &f,
+				    GENIE__PEER_ROLE__PEER_ROLE_CLIENT,
+				    s->peer_name, timeout_ms, &s->coord);
+}
+
+/* strdup() of a non-empty string; NULL for NULL. -ENOMEM via *rc. */
+static char *dup_opt(const char *v, int *rc)
+{
+	char *d;
+
+	if (v == NULL)
+		return NULL;
+	d = strdup(v);
+	if (d == NULL)
+		*rc = -ENOMEM;
+	return d;
+}
+
 /*
  * coordinator:// target: authenticate, PLACE, remember the session id
  * and node, and leave the runtime's target in `target`.
@@ -150,11 +173,45 @@ static int coord_place(struct gn_session *s, const struct gn_session_opts *o,
 		free(s->secret);
 		s->secret = NULL;
 	}
-	rc = gn_coord_connect(s->coord_url, s->secret,
-			      GENIE__PEER_ROLE__PEER_ROLE_CLIENT, s->peer_name,
-			      s->timeout_ms, &s->coord);
+	{
+		struct gn_tls_files f = {o->tls_ca, o->tls_cert, o->tls_key};
+
+		rc = 0;
+		gn_coord_tls_from_env(&f);
+		s->tls_ca = dup_opt(f.ca, &rc);
+		s->tls_cert = dup_opt(f.cert, &rc);
+		s->tls_key = dup_opt(f.key, &rc);
+		if (rc != 0)
+			return gn_error_set(rc, "session: out of memory");
+	}
+	if (o->n_model_keys < 0 ||
+	    (o->n_model_keys > 0 && o->model_keys == NULL))
+		return gn_error_set(-EINVAL,
+				    "session: %d model keys and keys %p",
+				    o->n_model_keys, (void *)o->model_keys);
+	if (o->policy == NULL || *o->policy == '\0') {
+		req.policy = GENIE__PLACEMENT_POLICY__PLACEMENT_POLICY_DEFAULT;
+	} else if (strcmp(o->policy, "least-loaded") == 0) {
+		req.policy =
+			GENIE__PLACEMENT_POLICY__PLACEMENT_POLICY_LEAST_LOADED;
+	} else if (strcmp(o->policy, "bin-packing") == 0) {
+		req.policy =
+			GENIE__PLACEMENT_POLICY__PLACEMENT_POLICY_BIN_PACKING;
+	} else if (strcmp(o->policy, "model-affinity") == 0) {
+		req.policy =
+			GENIE__PLACEMENT_POLICY__PLACEMENT_POLICY_MODEL_AFFINITY;
+	} else {
+		return gn_error_set(-EINVAL,
+				    "session: placement policy '%s': expected "
+				    "least-loaded, bin-packing or "
+				    "model-affinity",
+				    o->policy);
+	}
+	rc = coord_connect(s, s->timeout_ms);
 	if (rc != 0)
 		return rc;
+	req.n_model_keys = (size_t)o->n_model_keys;
+	req.model_keys = (char **)o->model_keys;
 	req.tenant = (char *)(o->tenant ? o->tenant : "");
 	req.priority = o->priority;
 	req.device_kind = (char *)(o->device_kind ? o->device_kind : "");
@@ -190,10 +247,7 @@ static void coord_release(struct gn_session *s)
 	snprintf(saved, sizeof(saved), "%s", gn_last_error());
 	r.session_id = s->coord_session;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (s->coord == NULL &&
-		    gn_coord_connect(s->coord_url, s->secret,
-				     GENIE__PEER_ROLE__PEER_ROLE_CLIENT,
-				     s->peer_name, 2000, &s->coord) != 0)
+		if (s->coord == NULL && coord_connect(s, 2000) != 0)
 			break;
 		rc = gn_coord_call(s->coord,
 				   GENIE__MSG_TYPE__MSG_TYPE_RELEASE_SESSION,
@@ -327,6 +381,9 @@ void gn_session_destroy(struct gn_session **sp)
 	if (s->secret != NULL)
 		explicit_bzero(s->secret, sizeof(*s->secret));
 	free(s->secret);
+	free(s->tls_ca);
+	free(s->tls_cert);
+	free(s->tls_key);
 	/* A local session's resident tensors go before their backend. */
 	gn_registry_destroy(&s->registry);
 	gn_pool_destroy(&s->pool);
@@ -357,4 +414,26 @@ const char *gn_session_backend(const struct gn_session *s)
 const char *gn_session_node(const struct gn_session *s)
 {
 	return s ? s->node_id : "";
+}
+
+int gn_session_shared_keys(const struct gn_session *s, char (*keys)[65],
+			   int max)
+{
+	static const char hex[] = "0123456789abcdef";
+	int n;
+
+	if (s == NULL || max < 0 || (max > 0 && keys == NULL))
+		return gn_error_set(-EINVAL,
+				    "shared_keys: NULL session or keys, or "
+				    "max %d",
+				    max);
+	n = (int)s->n_shared_keys < max ? (int)s->n_shared_keys : max;
+	for (int i = 0; i < n; i++) {
+		for (int b = 0; b < 32; b++) {
+			keys[i][2 * b] = hex[s->shared_keys[i][b] >> 4];
+			keys[i][2 * b + 1] = hex[s->shared_keys[i][b] & 15];
+		}
+		keys[i][64] = '\0';
+	}
+	return n;
 }

@@ -216,6 +216,14 @@ static int handshake(struct gn_coord_conn *c,
 						    "connection after our "
 						    "answer (wrong secret?)",
 						    c->addr);
+			if (!authed && rc == -ECONNRESET &&
+			    strcmp(c->conn->ops->name, "tcp") == 0)
+				return wrap_error(rc,
+						  "coordinator %s closed the "
+						  "connection before answering "
+						  "hello (does it require TLS? "
+						  "--tls-ca FILE)",
+						  c->addr);
 			return wrap_error(rc,
 					  "coordinator %s: no answer to hello",
 					  c->addr);
@@ -282,6 +290,36 @@ int gn_coord_connect(const char *url, const struct gn_auth_secret *secret,
 		     uint32_t role, const char *peer_name, int timeout_ms,
 		     struct gn_coord_conn **out)
 {
+	return gn_coord_connect_tls(url, secret, NULL, role, peer_name,
+				    timeout_ms, out);
+}
+
+static const char *env_or(const char *v, const char *name)
+{
+	const char *e;
+
+	if (v != NULL && *v != '\0')
+		return v;
+	e = getenv(name);
+	return e != NULL && *e != '\0' ? e : NULL;
+}
+
+int gn_coord_tls_from_env(struct gn_tls_files *f)
+{
+	f->ca = env_or(f->ca, "GENIE_TLS_CA");
+	f->cert = env_or(f->cert, "GENIE_TLS_CERT");
+	f->key = env_or(f->key, "GENIE_TLS_KEY");
+	return f->ca != NULL || f->cert != NULL;
+}
+
+int gn_coord_connect_tls(const char *url, const struct gn_auth_secret *secret,
+			 const struct gn_tls_files *tls, uint32_t role,
+			 const char *peer_name, int timeout_ms,
+			 struct gn_coord_conn **out)
+{
+	int use_tls = tls != NULL && ((tls->ca != NULL && *tls->ca) ||
+				      (tls->cert != NULL && *tls->cert));
+	struct gn_transport_opts topts;
 	struct gn_coord_conn *c;
 	char tcp[160];
 	int rc;
@@ -300,8 +338,11 @@ int gn_coord_connect(const char *url, const struct gn_auth_secret *secret,
 	rc = gn_coord_addr(url, c->addr, sizeof(c->addr));
 	if (rc != 0)
 		goto fail;
-	snprintf(tcp, sizeof(tcp), "tcp://%s", c->addr);
-	rc = gn_connect(tcp, NULL, timeout_ms, &c->conn);
+	gn_transport_opts_init(&topts, sizeof(topts));
+	if (use_tls)
+		topts.tls = *tls;
+	snprintf(tcp, sizeof(tcp), "%s://%s", use_tls ? "tls" : "tcp", c->addr);
+	rc = gn_connect(tcp, &topts, timeout_ms, &c->conn);
 	if (rc != 0) {
 		wrap_error(rc, "cannot connect to coordinator at %s", c->addr);
 		goto fail;

@@ -13,7 +13,11 @@
  *
  * The wire is the data path's (common/frame.h, common/transport.h): one
  * genie.Envelope per message on a framed TCP stream, message types 17 and
- * up (proto/genie/coord.proto).
+ * up (proto/genie/coord.proto). With TLS files (gn_coord_connect_tls())
+ * the stream is the "tls" transport instead (common/transport_tls.c): the
+ * coordinator's certificate is checked against the CA and the address,
+ * our client certificate is presented, and the secret handshake then runs
+ * inside TLS.
  *
  * A connection is used by one thread at a time.
  */
@@ -62,6 +66,28 @@ int gn_coord_addr(const char *url, char *out, size_t out_len);
 int gn_coord_connect(const char *url, const struct gn_auth_secret *secret,
 		     uint32_t role, const char *peer_name, int timeout_ms,
 		     struct gn_coord_conn **out);
+
+/*
+ * gn_coord_connect() over TLS when `tls` is not NULL and names a CA or a
+ * certificate (else plain TCP, exactly gn_coord_connect()). TLS failures
+ * are -EACCES (certificate refused either way, with the reason: "TLS
+ * handshake with HOST:PORT failed: its certificate verify failed: ...
+ * (self-signed / unknown CA ...)", "... it requires a client certificate
+ * and we presented none", "... it refused our certificate (...)"),
+ * -EPROTO when the coordinator does not speak TLS, -EINVAL when a file
+ * cannot be loaded (the detail names it).
+ */
+int gn_coord_connect_tls(const char *url, const struct gn_auth_secret *secret,
+			 const struct gn_tls_files *tls, uint32_t role,
+			 const char *peer_name, int timeout_ms,
+			 struct gn_coord_conn **out);
+
+/*
+ * Fill the fields of `f` that are NULL or empty from $GENIE_TLS_CA,
+ * $GENIE_TLS_CERT and $GENIE_TLS_KEY (left NULL when unset). Returns 1
+ * when `f` then names a CA or a certificate (use TLS), else 0.
+ */
+int gn_coord_tls_from_env(struct gn_tls_files *f);
 
 /*
  * One exchange: send `body` (NULL: empty) as an envelope of `type`, wait

@@ -23,9 +23,24 @@
 
 struct gn_transport_ops;
 
+/*
+ * PEM files for the "tls" transport (transport_tls.c); the others ignore
+ * them. NULL means not given. A listener needs cert and key; with ca it
+ * also requires every peer to present a certificate that chains to it. A
+ * connecting end verifies the listener against ca (the system's CAs when
+ * NULL) and the host name or IP address it connected to, and presents
+ * cert/key when given.
+ */
+struct gn_tls_files {
+	const char *ca;
+	const char *cert;
+	const char *key;
+};
+
 struct gn_transport_opts {
 	size_t opts_size;
 	struct gn_frame_limits limits; /* caps on what this end accepts */
+	struct gn_tls_files tls;       /* for "tls://" only */
 };
 
 void gn_transport_opts_init(struct gn_transport_opts *opts, size_t opts_size);
@@ -103,6 +118,34 @@ void gn_transport_register(const struct gn_transport_ops *ops);
 	{                                                                     \
 		gn_transport_register(&(ops));                                \
 	}
+
+/*
+ * For byte-stream transports (transport_stream.c): tcp and tls share
+ * these and differ only in how bytes move.
+ */
+#define GN_STREAM_MAX_PIECES 62 /* payload pieces in one send */
+
+/* The absolute deadline (gn_clock_ns()) timeout_ms from now; <0: none. */
+uint64_t gn_stream_deadline(int timeout_ms);
+/* Wait for `events` on fd until the deadline. 0, -ETIMEDOUT or -errno. */
+int gn_stream_wait_fd(int fd, short events, uint64_t deadline);
+/*
+ * Check a message against the connection's caps and encode its frame
+ * header; *payload_len is the payload's total. 0, -EINVAL or -EMSGSIZE.
+ */
+int gn_stream_frame_hdr(struct gn_conn *c, size_t env_len,
+			const struct iovec *payload, int iovcnt,
+			uint8_t hdr[GN_FRAME_HDR_SIZE], uint64_t *payload_len);
+/*
+ * Read exactly len bytes by the deadline; *got counts what arrived.
+ * Returns 0, -ECONNRESET when the peer closed (no error text needed), or
+ * another negative code with the error text already set.
+ */
+typedef int (*gn_stream_read_fn)(struct gn_conn *c, uint8_t *buf, size_t len,
+				 uint64_t deadline, size_t *got);
+/* Receive one framed message with read_full (see the recv op). */
+int gn_stream_recv(struct gn_conn *c, gn_stream_read_fn read_full,
+		   uint64_t deadline, struct gn_msg *msg);
 
 /* The transport registered under `name`, or NULL. */
 const struct gn_transport_ops *gn_transport_find(const char *name);

@@ -35,32 +35,6 @@ struct tcp_listener {
 
 static const struct gn_transport_ops tcp_ops;
 
-static uint64_t deadline_of(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX
-			      : gn_clock_ns() + (uint64_t)timeout_ms * 1000000;
-}
-
-/* Wait for `events` on fd until the deadline. 0, -ETIMEDOUT or -errno. */
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-	int rc;
-
-	for (;;) {
-		int ms = deadline == UINT64_MAX ? -1
-						: gn_clock_ms_until(deadline);
-
-		rc = poll(&p, 1, ms);
-		if (rc > 0)
-			return 0;
-		if (rc == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
-}
-
 static int set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -177,7 +151,7 @@ static int tcp_accept(struct gn_listener *gl, int timeout_ms,
 		      struct gn_conn **out)
 {
 	struct tcp_listener *l = (struct tcp_listener *)gl;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = gn_stream_deadline(timeout_ms);
 	struct tcp_conn *c;
 	int fd, rc;
 
@@ -190,7 +164,7 @@ static int tcp_accept(struct gn_listener *gl, int timeout_ms,
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return gn_error_set(-errno, "tcp: accept on %s: %s",
 					    gl->addr, strerror(errno));
-		rc = wait_fd(l->fd, POLLIN, deadline);
+		rc = gn_stream_wait_fd(l->fd, POLLIN, deadline);
 		if (rc != 0)
 			return rc;
 	}
@@ -219,7 +193,7 @@ static void tcp_listener_close(struct gn_listener *gl)
 static int tcp_connect(const char *addr, const struct gn_transport_opts *opts,
 		       int timeout_ms, struct gn_conn **out)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = gn_stream_deadline(timeout_ms);
 	struct addrinfo *res = NULL, *ai;
 	struct tcp_conn *c;
 	int fd = -1, rc, err = ECONNREFUSED;
@@ -240,7 +214,7 @@ static int tcp_connect(const char *addr, const struct gn_transport_opts *opts,
 			break;
 		err = errno;
 		if (err == EINPROGRESS) {
-			rc = wait_fd(fd, POLLOUT, deadline);
+			rc = gn_stream_wait_fd(fd, POLLOUT, deadline);
 			if (rc == 0 &&
 			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) ==
 				    0 &&
@@ -269,22 +243,16 @@ static int tcp_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 		    const struct iovec *payload, int iovcnt, int timeout_ms)
 {
 	struct tcp_conn *c = (struct tcp_conn *)gc;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = gn_stream_deadline(timeout_ms);
 	uint8_t hdr[GN_FRAME_HDR_SIZE];
-	struct iovec iov[2 + 62];
-	uint64_t payload_len = 0, total;
+	struct iovec iov[2 + GN_STREAM_MAX_PIECES];
+	uint64_t payload_len, total;
 	int n = 0, rc;
 
-	if (iovcnt < 0 || iovcnt > 62)
-		return gn_error_set(
-			-EINVAL, "tcp: %d payload pieces, at most 62", iovcnt);
-	if (env_len == 0 || env_len > gc->limits.max_envelope)
-		return gn_error_set(-EMSGSIZE,
-				    "tcp: envelope of %zu bytes, cap is %u",
-				    env_len, gc->limits.max_envelope);
-	for (int i = 0; i < iovcnt; i++)
-		payload_len += payload[i].iov_len;
-	gn_frame_hdr_encode(hdr, (uint32_t)env_len, payload_len);
+	rc = gn_stream_frame_hdr(gc, env_len, payload, iovcnt, hdr,
+				 &payload_len);
+	if (rc != 0)
+		return rc;
 	iov[n++] = (struct iovec){hdr, sizeof(hdr)};
 	iov[n++] = (struct iovec){(void *)env, env_len};
 	for (int i = 0; i < iovcnt; i++)
@@ -306,7 +274,7 @@ static int tcp_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 								   : -errno,
 						    "tcp: send to %s: %s",
 						    gc->peer, strerror(errno));
-			rc = wait_fd(c->fd, POLLOUT, deadline);
+			rc = gn_stream_wait_fd(c->fd, POLLOUT, deadline);
 			if (rc != 0)
 				return gn_error_set(rc, "tcp: send to %s: %s",
 						    gc->peer, strerror(-rc));
@@ -327,13 +295,11 @@ static int tcp_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	return 0;
 }
 
-/*
- * Read exactly `len` bytes. *got counts what arrived, so the caller can
- * tell a clean close (nothing read) from a truncated frame.
- */
-static int read_full(struct tcp_conn *c, uint8_t *buf, size_t len,
+/* Read exactly `len` bytes (gn_stream_read_fn). */
+static int read_full(struct gn_conn *gc, uint8_t *buf, size_t len,
 		     uint64_t deadline, size_t *got)
 {
+	struct tcp_conn *c = (struct tcp_conn *)gc;
 	int rc;
 
 	*got = 0;
@@ -348,73 +314,23 @@ static int read_full(struct tcp_conn *c, uint8_t *buf, size_t len,
 			return -ECONNRESET;
 		if (errno == EINTR)
 			continue;
+		if (errno == ECONNRESET)
+			return -ECONNRESET;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		rc = wait_fd(c->fd, POLLIN, deadline);
+			return gn_error_set(-errno, "tcp: receive from %s: %s",
+					    gc->peer, strerror(errno));
+		rc = gn_stream_wait_fd(c->fd, POLLIN, deadline);
 		if (rc != 0)
-			return rc;
+			return gn_error_set(rc, "tcp: receive from %s: %s",
+					    gc->peer, strerror(-rc));
 	}
 	return 0;
 }
 
 static int tcp_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 {
-	struct tcp_conn *c = (struct tcp_conn *)gc;
-	uint64_t deadline = deadline_of(timeout_ms);
-	uint8_t hdr_buf[GN_FRAME_HDR_SIZE];
-	struct gn_frame_hdr hdr;
-	size_t got, body;
-	uint8_t *buf;
-	int rc;
-
-	memset(msg, 0, sizeof(*msg));
-	rc = read_full(c, hdr_buf, sizeof(hdr_buf), deadline, &got);
-	if (rc == -ECONNRESET && got == 0)
-		return gn_error_set(-ECONNRESET,
-				    "tcp: %s closed the connection", gc->peer);
-	if (rc == -ECONNRESET)
-		return gn_error_set(-EPROTO,
-				    "tcp: %s closed inside a frame header "
-				    "(%zu of %d bytes)",
-				    gc->peer, got, GN_FRAME_HDR_SIZE);
-	if (rc != 0)
-		return gn_error_set(rc, "tcp: receive from %s: %s", gc->peer,
-				    strerror(-rc));
-	rc = gn_frame_hdr_decode(hdr_buf, sizeof(hdr_buf), &gc->limits, &hdr);
-	if (rc != 0) {
-		/* Keep the frame module's words and add who sent it. */
-		char detail[400];
-
-		snprintf(detail, sizeof(detail), "%s", gn_last_error());
-		return gn_error_set(rc, "tcp: from %s: %s", gc->peer, detail);
-	}
-	body = hdr.env_len + (size_t)hdr.payload_len;
-	buf = malloc(body);
-	if (buf == NULL)
-		return gn_error_set(-ENOMEM,
-				    "tcp: cannot allocate %zu bytes for a "
-				    "message from %s",
-				    body, gc->peer);
-	rc = read_full(c, buf, body, deadline, &got);
-	if (rc != 0) {
-		free(buf);
-		if (rc == -ECONNRESET)
-			return gn_error_set(-EPROTO,
-					    "tcp: truncated frame from %s: "
-					    "header announced %zu bytes, "
-					    "connection closed after %zu",
-					    gc->peer, body, got);
-		return gn_error_set(rc, "tcp: receive from %s: %s", gc->peer,
-				    strerror(-rc));
-	}
-	msg->buf = buf;
-	msg->env = buf;
-	msg->env_len = hdr.env_len;
-	msg->payload = buf + hdr.env_len;
-	msg->payload_len = (size_t)hdr.payload_len;
-	gc->stats.bytes_received += GN_FRAME_HDR_SIZE + body;
-	gc->stats.msgs_received++;
-	return 0;
+	return gn_stream_recv(gc, read_full, gn_stream_deadline(timeout_ms),
+			      msg);
 }
 
 static int tcp_conn_fd(const struct gn_conn *gc)

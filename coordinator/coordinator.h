@@ -33,6 +33,17 @@ struct gn_coordinator_opts {
 	enum gn_place_policy policy;
 	uint32_t max_sessions_per_node; /* 0: no limit */
 	uint32_t max_envelope;		/* largest control message accepted */
+	/*
+	 * TLS (PEM files; NULL: none). With tls_cert and tls_key the control
+	 * listener speaks TLS ("tls" transport, whatever scheme `listen`
+	 * names); with tls_ca as well every peer must present a client
+	 * certificate that chains to it, and one that does not is refused
+	 * before the secret handshake. The secret handshake still runs
+	 * inside TLS.
+	 */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
 };
 
 void gn_coordinator_opts_init(struct gn_coordinator_opts *opts,

@@ -42,6 +42,7 @@
 struct ctl {
 	const char *coordinator;
 	const char *secret;
+	struct gn_tls_files tls; /* --tls-*, else $GENIE_TLS_* */
 	const char *http;
 	bool json;
 	long iterations; /* top: 0 until Ctrl-C */
@@ -83,6 +84,12 @@ static const char usage_text[] =
 	"                         else " DEFAULT_COORDINATOR ")\n"
 	"  -s, --secret FILE      shared secret (default: "
 	"$GENIE_SECRET_FILE)\n"
+	"      --tls-ca FILE      talk TLS; verify the coordinator "
+	"against this CA\n"
+	"                         (default: $GENIE_TLS_CA)\n"
+	"      --tls-cert FILE    our client certificate (default: "
+	"$GENIE_TLS_CERT)\n"
+	"      --tls-key FILE     its key (default: $GENIE_TLS_KEY)\n"
 	"  -o, --output FORMAT    table (default) or json\n"
 	"      --http URL         HTTP endpoint for metrics (default: "
 	"$GENIE_COORDINATOR_HTTP,\n"
@@ -277,9 +284,10 @@ static int connect_coord(struct ctl *c)
 		free(secret);
 		return fail("%s", gn_last_error());
 	}
-	rc = gn_coord_connect(c->coordinator, rc == 1 ? secret : NULL,
-			      GENIE__PEER_ROLE__PEER_ROLE_ADMIN, "genie-ctl",
-			      c->timeout_ms, &c->cc);
+	gn_coord_tls_from_env(&c->tls);
+	rc = gn_coord_connect_tls(c->coordinator, rc == 1 ? secret : NULL,
+				  &c->tls, GENIE__PEER_ROLE__PEER_ROLE_ADMIN,
+				  "genie-ctl", c->timeout_ms, &c->cc);
 	explicit_bzero(secret, sizeof(*secret));
 	free(secret);
 	if (rc != 0)
@@ -784,7 +792,15 @@ static int parse_long(const char *opt, const char *s, long min, long *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_HTTP = 256, OPT_ITER, OPT_INTERVAL, OPT_TIMEOUT };
+	enum {
+		OPT_HTTP = 256,
+		OPT_ITER,
+		OPT_INTERVAL,
+		OPT_TIMEOUT,
+		OPT_TLS_CA,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+	};
 	static const struct option lo[] = {
 		{"coordinator", required_argument, NULL, 'c'},
 		{"secret", required_argument, NULL, 's'},
@@ -793,6 +809,9 @@ int main(int argc, char **argv)
 		{"iterations", required_argument, NULL, OPT_ITER},
 		{"interval", required_argument, NULL, OPT_INTERVAL},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -818,6 +837,9 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': c.coordinator = optarg; break;
 		case 's': c.secret = optarg; break;
+		case OPT_TLS_CA: c.tls.ca = optarg; break;
+		case OPT_TLS_CERT: c.tls.cert = optarg; break;
+		case OPT_TLS_KEY: c.tls.key = optarg; break;
 		case 'o':
 			if (strcmp(optarg, "json") == 0)
 				c.json = true;

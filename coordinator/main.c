@@ -5,7 +5,7 @@
  *
  * The config file holds "key = value" lines; '#' starts a comment. Keys:
  * listen, http, state, secret, heartbeat_ms, policy, max_sessions_per_node,
- * name, log.
+ * name, log, tls_cert, tls_key, tls_ca.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +38,12 @@ static void usage(FILE *f)
 		"picks one)\n"
 		"  --state FILE          SQLite state (created if missing)\n"
 		"  --secret FILE         shared secret, 16..4096 bytes\n"
+		"  --tls-cert FILE       serve the control plane over TLS "
+		"with this\n"
+		"                        certificate (PEM, chain allowed)\n"
+		"  --tls-key FILE        its private key (PEM)\n"
+		"  --tls-ca FILE         require client certificates that "
+		"chain to this CA\n"
 		"  --config FILE         key = value defaults (the command "
 		"line wins)\n"
 		"  --heartbeat-ms N      heartbeat interval runtimes keep "
@@ -105,6 +111,12 @@ static int set(struct settings *st, const char *key, const char *val,
 		st->o.secret_path = v;
 	} else if (strcmp(key, "name") == 0) {
 		st->o.name = v;
+	} else if (strcmp(key, "tls_cert") == 0) {
+		st->o.tls_cert = v;
+	} else if (strcmp(key, "tls_key") == 0) {
+		st->o.tls_key = v;
+	} else if (strcmp(key, "tls_ca") == 0) {
+		st->o.tls_ca = v;
 	} else if (strcmp(key, "heartbeat_ms") == 0 ||
 		   strcmp(key, "heartbeat-ms") == 0) {
 		if (parse_u32("heartbeat_ms", v, &st->o.heartbeat_ms) != 0 ||
@@ -224,6 +236,9 @@ int main(int argc, char **argv)
 		{"port-file", required_argument, NULL, 'p'},
 		{"http-port-file", required_argument, NULL, 'q'},
 		{"log", required_argument, NULL, 'L'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"tls-ca", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -251,6 +266,9 @@ int main(int argc, char **argv)
 		case 'm': key = "max_sessions_per_node"; break;
 		case 'n': key = "name"; break;
 		case 'L': key = "log"; break;
+		case 'C': key = "tls_cert"; break;
+		case 'K': key = "tls_key"; break;
+		case 'A': key = "tls_ca"; break;
 		case 'c': break; /* read above */
 		case 'p': port_file = optarg; break;
 		case 'q': http_port_file = optarg; break;
@@ -289,9 +307,13 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	printf("genie-coordinator: listening on %s, http port %d, policy "
+	printf("genie-coordinator: listening on %s%s, http port %d, policy "
 	       "%s, heartbeat %u ms\n",
-	       gn_coordinator_addr(g_coord), gn_coordinator_http_port(g_coord),
+	       gn_coordinator_addr(g_coord),
+	       st.o.tls_cert == NULL ? ""
+	       : st.o.tls_ca != NULL ? " (TLS, client certificates required)"
+				     : " (TLS)",
+	       gn_coordinator_http_port(g_coord),
 	       gn_place_policy_name(st.o.policy), st.o.heartbeat_ms);
 	fflush(stdout);
 	if (port_file != NULL &&

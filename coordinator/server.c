@@ -438,6 +438,9 @@ static void *conn_thread(void *arg)
 		GN_LOG(INFO, coord, "%s: connection closed (%s)",
 		       cs->conn->peer, rc == 1 ? "goodbye" : "peer left");
 	} else if (rc == -EACCES) {
+		/* A TLS refusal arrives here from recv, before any hello. */
+		if (cs->stage == 0)
+			atomic_fetch_add(&c->auth_failures, 1);
 		GN_LOG(WARNING, coord,
 		       "%s: closing unauthenticated connection: %s",
 		       cs->conn->peer, gn_last_error());
@@ -541,6 +544,8 @@ struct gn_coordinator *
 gn_coordinator_create(const struct gn_coordinator_opts *opts)
 {
 	struct gn_transport_opts topts;
+	const char *listen_url;
+	char tls_url[300];
 	struct gn_coordinator *c;
 	int rc;
 
@@ -580,9 +585,22 @@ gn_coordinator_create(const struct gn_coordinator_opts *opts)
 	if (coord_load_state(c) != 0)
 		goto fail;
 	gn_transport_opts_init(&topts, sizeof(topts));
+	listen_url = c->opts.listen;
 	topts.limits.max_envelope = c->opts.max_envelope;
 	topts.limits.max_payload = 0; /* control messages carry no payload */
-	rc = gn_listen(c->opts.listen, &topts, &c->listener);
+	if (c->opts.tls_cert != NULL || c->opts.tls_key != NULL ||
+	    c->opts.tls_ca != NULL) {
+		const char *sep = strstr(c->opts.listen, "://");
+
+		/* The same address, over the "tls" transport. */
+		snprintf(tls_url, sizeof(tls_url), "tls://%s",
+			 sep != NULL ? sep + 3 : c->opts.listen);
+		topts.tls.cert = c->opts.tls_cert;
+		topts.tls.key = c->opts.tls_key;
+		topts.tls.ca = c->opts.tls_ca;
+		listen_url = tls_url;
+	}
+	rc = gn_listen(listen_url, &topts, &c->listener);
 	if (rc != 0)
 		goto fail;
 	if (c->opts.http != NULL && coord_http_start(c) != 0)

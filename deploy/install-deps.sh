@@ -28,6 +28,8 @@ PKGS=(
 	# does not run on the reference BLAS)
 	python3 python3-numpy python3-torch python3-torchvision python3-onnx
 	libopenblas0-pthread iproute2 procps
+	# the openssl tool, which makes the TLS test's CA and certificates
+	openssl
 	# promtool, which checks the coordinator's /metrics exposition
 	prometheus
 )

@@ -24,6 +24,7 @@ GN_LOG_REGISTER(coordclient)
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 10000
 #define CALL_TIMEOUT_MS 5000
+#define GN_COORD_MAX_LABELS 32
 
 struct gn_coord_client {
 	struct gn_server *srv;
@@ -33,6 +34,11 @@ struct gn_coord_client {
 	uint64_t memory_bytes;
 	struct gn_auth_secret secret;
 	int have_secret;
+	char tls_ca[512], tls_cert[512], tls_key[512];
+	struct gn_tls_files tls; /* points into the arrays above */
+	char label_key[GN_COORD_MAX_LABELS][128];
+	char label_value[GN_COORD_MAX_LABELS][256];
+	int n_labels;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -41,12 +47,11 @@ struct gn_coord_client {
 	uint32_t interval_ms;
 	uint64_t seq;
 	int drained;
-	/* Counters at the last heartbeat, for the latency samples. */
-	uint64_t last_plans, last_exec_ns;
+	/* A heartbeat's samples and keys (the thread's own). */
+	uint64_t lat[GN_SERVER_LATENCY_RING];
+	char key_hex[GN_SERVER_MAX_RESIDENT_KEYS][65];
+	char *key_ptr[GN_SERVER_MAX_RESIDENT_KEYS];
 };
-
-/* Most latency samples one heartbeat carries. */
-#define MAX_LATENCY_SAMPLES 256
 
 void gn_coord_client_opts_init(struct gn_coord_client_opts *opts,
 			       size_t opts_size)
@@ -105,9 +110,19 @@ static int do_register(struct gn_coord_client *c, struct gn_coord_conn *cc)
 	Genie__DataPlane *dps[1] = {&dp};
 	const char *backend = gn_server_backend(c->srv);
 	char *backends[1] = {(char *)backend};
+	Genie__RegisterNode__LabelsEntry lab[GN_COORD_MAX_LABELS];
+	Genie__RegisterNode__LabelsEntry *labs[GN_COORD_MAX_LABELS];
 	Genie__RegisterAck *ack;
 	int rc;
 
+	for (int i = 0; i < c->n_labels; i++) {
+		genie__register_node__labels_entry__init(&lab[i]);
+		lab[i].key = c->label_key[i];
+		lab[i].value = c->label_value[i];
+		labs[i] = &lab[i];
+	}
+	r.n_labels = (size_t)c->n_labels;
+	r.labels = labs;
 	dev.kind = (char *)backend;
 	dev.name = strcmp(backend, "cpu") == 0 ? "host CPU, oneDNN"
 					       : (char *)backend;
@@ -139,25 +154,23 @@ static int do_heartbeat(struct gn_coord_client *c, struct gn_coord_conn *cc)
 	Genie__NodeLoad load = GENIE__NODE_LOAD__INIT;
 	Genie__RuntimeTelemetry t;
 	Genie__HeartbeatAck *ack;
-	uint64_t lat[MAX_LATENCY_SAMPLES], plans, mean;
 	int rc;
 
 	gn_server_telemetry(c->srv, &t);
 	/*
-	 * The server keeps totals, not per-plan times: each plan since the
-	 * last heartbeat is reported at the interval's mean execution time
-	 * (sum and count exact, quantiles at heartbeat granularity).
+	 * The real per-plan times since the last heartbeat (the server keeps
+	 * the last GN_SERVER_LATENCY_RING), and the content keys of the
+	 * shared blocks held, most recent first, for model affinity. Both
+	 * come from the server's snapshot, never from the registry itself.
 	 */
-	plans = t.plans_executed_total - c->last_plans;
-	if (plans > 0 && t.exec_ns_total >= c->last_exec_ns) {
-		mean = (t.exec_ns_total - c->last_exec_ns) / plans;
-		hb.n_plan_latency_ns = plans < MAX_LATENCY_SAMPLES
-					       ? plans
-					       : MAX_LATENCY_SAMPLES;
-		for (size_t i = 0; i < hb.n_plan_latency_ns; i++)
-			lat[i] = mean;
-		hb.plan_latency_ns = lat;
-	}
+	hb.n_plan_latency_ns = gn_server_take_latencies(
+		c->srv, c->lat, GN_SERVER_LATENCY_RING, NULL);
+	hb.plan_latency_ns = c->lat;
+	hb.n_resident_keys = gn_server_resident_keys(
+		c->srv, c->key_hex, GN_SERVER_MAX_RESIDENT_KEYS);
+	for (size_t i = 0; i < hb.n_resident_keys; i++)
+		c->key_ptr[i] = c->key_hex[i];
+	hb.resident_keys = c->key_ptr;
 	load.active_sessions = gn_server_active_sessions(c->srv);
 	load.queue_depth = (uint32_t)t.exec_queue_depth;
 	load.memory_used_bytes = t.pool_in_use_bytes;
@@ -173,8 +186,6 @@ static int do_heartbeat(struct gn_coord_client *c, struct gn_coord_conn *cc)
 			   (ProtobufCMessage **)&ack);
 	if (rc != 0)
 		return rc;
-	c->last_plans = t.plans_executed_total;
-	c->last_exec_ns = t.exec_ns_total;
 	if (ack->drained != c->drained)
 		GN_LOG(NOTICE, coordclient,
 		       "node '%s' %s by the coordinator: %s", c->node_id,
@@ -204,10 +215,10 @@ static void *coord_thread(void *arg)
 		struct gn_coord_conn *cc = NULL;
 		int rc;
 
-		rc = gn_coord_connect(c->coordinator,
-				      c->have_secret ? &c->secret : NULL,
-				      GENIE__PEER_ROLE__PEER_ROLE_RUNTIME,
-				      c->node_id, CALL_TIMEOUT_MS, &cc);
+		rc = gn_coord_connect_tls(
+			c->coordinator, c->have_secret ? &c->secret : NULL,
+			&c->tls, GENIE__PEER_ROLE__PEER_ROLE_RUNTIME,
+			c->node_id, CALL_TIMEOUT_MS, &cc);
 		if (rc == 0) {
 			set_conn(c, cc);
 			rc = do_register(c, cc);
@@ -272,6 +283,51 @@ gn_coord_client_start(struct gn_server *srv,
 	if (rc < 0)
 		goto fail_free;
 	c->have_secret = rc == 1;
+	{
+		struct gn_tls_files f = {o.tls_ca, o.tls_cert, o.tls_key};
+
+		gn_coord_tls_from_env(&f);
+		if ((f.ca && strlen(f.ca) >= sizeof(c->tls_ca)) ||
+		    (f.cert && strlen(f.cert) >= sizeof(c->tls_cert)) ||
+		    (f.key && strlen(f.key) >= sizeof(c->tls_key))) {
+			gn_error_set(-ENAMETOOLONG,
+				     "--tls-ca/--tls-cert/--tls-key: a path "
+				     "of %zu bytes or more",
+				     sizeof(c->tls_ca));
+			goto fail_free;
+		}
+		snprintf(c->tls_ca, sizeof(c->tls_ca), "%s", f.ca ? f.ca : "");
+		snprintf(c->tls_cert, sizeof(c->tls_cert), "%s",
+			 f.cert ? f.cert : "");
+		snprintf(c->tls_key, sizeof(c->tls_key), "%s",
+			 f.key ? f.key : "");
+		c->tls.ca = f.ca ? c->tls_ca : NULL;
+		c->tls.cert = f.cert ? c->tls_cert : NULL;
+		c->tls.key = f.key ? c->tls_key : NULL;
+	}
+	if (o.n_labels > GN_COORD_MAX_LABELS) {
+		gn_error_set(-EINVAL, "%d labels, at most %d", o.n_labels,
+			     GN_COORD_MAX_LABELS);
+		goto fail_free;
+	}
+	for (int i = 0; i < o.n_labels; i++) {
+		const char *eq = strchr(o.labels[i], '=');
+
+		if (eq == NULL || eq == o.labels[i] ||
+		    (size_t)(eq - o.labels[i]) >= sizeof(c->label_key[0]) ||
+		    strlen(eq + 1) >= sizeof(c->label_value[0])) {
+			gn_error_set(-EINVAL,
+				     "label '%s': expected KEY=VALUE (key "
+				     "under 128 bytes, value under 256)",
+				     o.labels[i]);
+			goto fail_free;
+		}
+		snprintf(c->label_key[i], sizeof(c->label_key[i]), "%.*s",
+			 (int)(eq - o.labels[i]), o.labels[i]);
+		snprintf(c->label_value[i], sizeof(c->label_value[i]), "%s",
+			 eq + 1);
+	}
+	c->n_labels = o.n_labels;
 	if (o.node_id != NULL && *o.node_id != '\0') {
 		if (strlen(o.node_id) >= sizeof(c->node_id)) {
 			gn_error_set(-EINVAL,

@@ -7,12 +7,17 @@
  * the shared secret, sends RegisterNode (the node id, the backend's device
  * and memory, the data-plane address clients should use), then a Heartbeat
  * every heartbeat_interval_ms the coordinator asked for, carrying the
- * node's load and the server's telemetry. When the coordinator goes away
+ * node's load, the server's telemetry, each plan's execution time since
+ * the last heartbeat (gn_server_take_latencies()) and the content keys of
+ * the shared resident blocks (gn_server_resident_keys(), for
+ * model-affinity placement). Over TLS when given a CA or a client
+ * certificate (gn_coord_connect_tls()). When the coordinator goes away
  * the thread reconnects with backoff (1 s doubling to 10 s) and registers
  * again, so a restarted coordinator learns its nodes back by itself.
  *
  * The thread reads only counters and the worker's snapshot
- * (gn_server_telemetry()), so it never waits behind a plan and never
+ * (gn_server_telemetry() and the two above), never the registry, so it
+ * never waits behind a plan and never
  * blocks the data path; a coordinator that is slow or gone costs the
  * runtime nothing but this thread's time.
  */
@@ -33,6 +38,17 @@ struct gn_coord_client_opts {
 	/* Target clients should connect to; NULL: the listen address. */
 	const char *advertise;
 	uint64_t memory_bytes; /* device memory to report; 0: host RAM */
+	/*
+	 * TLS to the coordinator (PEM files; NULL: $GENIE_TLS_CA,
+	 * $GENIE_TLS_CERT, $GENIE_TLS_KEY, else plain TCP): the CA that
+	 * signed the coordinator's certificate, and our client certificate.
+	 */
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
+	/* "KEY=VALUE" labels sent in RegisterNode (copied; at most 32). */
+	const char *const *labels;
+	int n_labels;
 };
 
 void gn_coord_client_opts_init(struct gn_coord_client_opts *opts,

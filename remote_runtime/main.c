@@ -60,6 +60,14 @@ static void usage(FILE *f)
 		"                    (default: HOSTNAME-PORT)\n"
 		"  --advertise TARGET  data-plane target clients should use\n"
 		"                    (default: the listen address)\n"
+		"  --tls-ca FILE     talk TLS to the coordinator, verifying it "
+		"against\n"
+		"                    this CA (default: $GENIE_TLS_CA)\n"
+		"  --tls-cert FILE   our client certificate (default: "
+		"$GENIE_TLS_CERT)\n"
+		"  --tls-key FILE    its key (default: $GENIE_TLS_KEY)\n"
+		"  --label KEY=VALUE a label for the coordinator (repeatable, "
+		"at most 32)\n"
 		"  -h, --help        this text\n");
 }
 
@@ -93,12 +101,18 @@ int main(int argc, char **argv)
 		{"secret", required_argument, NULL, 'S'},
 		{"node-id", required_argument, NULL, 'N'},
 		{"advertise", required_argument, NULL, 'A'},
+		{"tls-ca", required_argument, NULL, 256},
+		{"tls-cert", required_argument, NULL, 257},
+		{"tls-key", required_argument, NULL, 258},
+		{"label", required_argument, NULL, 259},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct gn_server_opts opts;
 	struct gn_coord_client_opts co;
 	struct gn_coord_client *coord = NULL;
+	const char *labels[32];
+	int n_labels = 0;
 	const char *port_file = NULL;
 	char threads[24];
 	struct sigaction sa;
@@ -152,6 +166,22 @@ int main(int argc, char **argv)
 		case 'S': co.secret_file = optarg; break;
 		case 'N': co.node_id = optarg; break;
 		case 'A': co.advertise = optarg; break;
+		case 256: co.tls_ca = optarg; break;
+		case 257: co.tls_cert = optarg; break;
+		case 258: co.tls_key = optarg; break;
+		case 259:
+			if (n_labels == 32 || strchr(optarg, '=') == NULL ||
+			    optarg[0] == '=') {
+				fprintf(stderr,
+					"genie-runtime: --label '%s': expected "
+					"KEY=VALUE, at most 32 labels\n",
+					optarg);
+				return 2;
+			}
+			labels[n_labels++] = optarg;
+			co.labels = labels;
+			co.n_labels = n_labels;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -163,9 +193,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (co.coordinator == NULL &&
-	    (co.secret_file || co.node_id || co.advertise)) {
-		fprintf(stderr, "genie-runtime: --secret, --node-id and "
-				"--advertise need --coordinator\n");
+	    (co.secret_file || co.node_id || co.advertise || co.tls_ca ||
+	     co.tls_cert || co.tls_key || co.n_labels)) {
+		fprintf(stderr, "genie-runtime: --secret, --node-id, "
+				"--advertise, --tls-* and --label need "
+				"--coordinator\n");
 		return 2;
 	}
 	if (co.coordinator != NULL) {

@@ -654,3 +654,18 @@ void gn_registry_get_stats(const struct gn_registry *r,
 {
 	*s = r->st;
 }
+
+size_t gn_registry_shared_keys(const struct gn_registry *r,
+			       uint8_t (*keys)[GN_CONTENT_KEY_SIZE], size_t max)
+{
+	const struct lru *lists[2] = {&r->live, &r->cached};
+	size_t n = 0;
+
+	/* Each list runs most recent first; live blocks (in use) lead. */
+	for (int l = 0; l < 2; l++)
+		for (const struct block *b = lists[l]->head;
+		     b != NULL && n < max; b = b->next)
+			if (b->shared)
+				memcpy(keys[n++], b->key, GN_CONTENT_KEY_SIZE);
+	return n;
+}

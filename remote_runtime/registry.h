@@ -147,4 +147,15 @@ struct gn_registry_stats {
 void gn_registry_get_stats(const struct gn_registry *r,
 			   struct gn_registry_stats *s);
 
+/*
+ * Copy the content keys of the shared blocks held, at most `max`, into
+ * `keys`: blocks some session uses first, then cached ones, each group
+ * most recently used first. Returns how many. The coordinator's
+ * model-affinity placement reads them from heartbeats (via the server's
+ * snapshot, never from another thread than the registry's).
+ */
+size_t gn_registry_shared_keys(const struct gn_registry *r,
+			       uint8_t (*keys)[GN_CONTENT_KEY_SIZE],
+			       size_t max);
+
 #endif /* GN_RUNTIME_REGISTRY_H */

@@ -45,12 +45,78 @@ static void snapshot(void *arg)
 	struct gn_registry_stats rs;
 	struct gn_pool_stats ps;
 
+	size_t nkeys = 0;
+	int keys_moved;
+
 	gn_registry_get_stats(s->registry, &rs);
 	gn_pool_get_stats(s->pool, &ps);
+	/*
+	 * Walk the registry for its keys only when it changed (a plan that
+	 * merely reads resident tensors leaves the set as it was); the order
+	 * may then lag by the reads since, which affinity does not mind.
+	 */
+	keys_moved = rs.uploads != s->reg_snap.uploads ||
+		     rs.evictions != s->reg_snap.evictions ||
+		     rs.shared_blocks != s->reg_snap.shared_blocks ||
+		     rs.shared_refs != s->reg_snap.shared_refs ||
+		     rs.shared_cached != s->reg_snap.shared_cached ||
+		     rs.attach_hits != s->reg_snap.attach_hits;
+	if (keys_moved)
+		nkeys = gn_registry_shared_keys(s->registry, s->key_scratch,
+						GN_SERVER_MAX_RESIDENT_KEYS);
 	pthread_mutex_lock(&s->snap_lock);
 	s->reg_snap = rs;
 	s->pool_snap = ps;
+	if (keys_moved) {
+		memcpy(s->key_snap, s->key_scratch,
+		       nkeys * GN_CONTENT_KEY_SIZE);
+		s->n_key_snap = nkeys;
+	}
 	pthread_mutex_unlock(&s->snap_lock);
+}
+
+size_t gn_server_resident_keys(struct gn_server *s, char (*hex)[65], size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->snap_lock);
+	n = s->n_key_snap < max ? s->n_key_snap : max;
+	for (size_t i = 0; i < n; i++)
+		gn_content_key_hex(s->key_snap[i], GN_CONTENT_KEY_SIZE, hex[i]);
+	pthread_mutex_unlock(&s->snap_lock);
+	return n;
+}
+
+void gn_server_note_latency(struct gn_server *s, uint64_t ns)
+{
+	pthread_mutex_lock(&s->snap_lock);
+	s->lat_ring[s->lat_head % GN_SERVER_LATENCY_RING] = ns;
+	s->lat_head++;
+	pthread_mutex_unlock(&s->snap_lock);
+}
+
+size_t gn_server_take_latencies(struct gn_server *s, uint64_t *ns, size_t max,
+				uint64_t *dropped)
+{
+	uint64_t avail, from, lost = 0;
+	size_t n;
+
+	pthread_mutex_lock(&s->snap_lock);
+	avail = s->lat_head - s->lat_taken;
+	if (avail > GN_SERVER_LATENCY_RING) {
+		lost = avail - GN_SERVER_LATENCY_RING;
+		avail = GN_SERVER_LATENCY_RING;
+	}
+	n = avail < max ? (size_t)avail : max;
+	lost += avail - n;
+	from = s->lat_head - n; /* the newest n, oldest of them first */
+	for (size_t i = 0; i < n; i++)
+		ns[i] = s->lat_ring[(from + i) % GN_SERVER_LATENCY_RING];
+	s->lat_taken = s->lat_head;
+	pthread_mutex_unlock(&s->snap_lock);
+	if (dropped != NULL)
+		*dropped = lost;
+	return n;
 }
 
 struct gn_server *gn_server_create(const struct gn_server_opts *opts)

@@ -69,6 +69,29 @@ struct Genie__RuntimeTelemetry;
 void gn_server_telemetry(struct gn_server *s,
 			 struct Genie__RuntimeTelemetry *t);
 
+/* Most resident keys and latency samples a snapshot keeps. */
+#define GN_SERVER_MAX_RESIDENT_KEYS 256
+#define GN_SERVER_LATENCY_RING 4096
+
+/*
+ * The content keys (64 hex digits each, NUL-terminated) of the shared
+ * resident blocks as of the worker's last snapshot, most recently used
+ * first, at most `max` (GN_SERVER_MAX_RESIDENT_KEYS kept). Returns how
+ * many. Never waits behind a plan; any thread.
+ */
+size_t gn_server_resident_keys(struct gn_server *s, char (*hex)[65],
+			       size_t max);
+
+/*
+ * Hand over the per-plan execution times (ns) recorded since the last
+ * call, oldest first, at most `max`; when more are waiting the newest are
+ * kept. The server keeps the last GN_SERVER_LATENCY_RING; *dropped (may
+ * be NULL) counts those lost to that bound or to `max`. One reader (the
+ * coordinator client); any thread.
+ */
+size_t gn_server_take_latencies(struct gn_server *s, uint64_t *ns, size_t max,
+				uint64_t *dropped);
+
 /* Connections (client sessions) open now. Any thread. */
 uint32_t gn_server_active_sessions(struct gn_server *s);
 

@@ -61,10 +61,23 @@ struct gn_server {
 	pthread_mutex_t snap_lock;
 	struct gn_registry_stats reg_snap;
 	struct gn_pool_stats pool_snap;
+	/* Content keys of the shared blocks, most recent first (heartbeats
+	 * carry them for model affinity); refreshed when the registry's
+	 * counters moved. key_scratch is the worker's. */
+	uint8_t key_snap[GN_SERVER_MAX_RESIDENT_KEYS][GN_CONTENT_KEY_SIZE];
+	size_t n_key_snap;
+	uint8_t key_scratch[GN_SERVER_MAX_RESIDENT_KEYS][GN_CONTENT_KEY_SIZE];
+	/* Per-plan execution times since the telemetry reader last took
+	 * them: a ring, the newest kept when it overflows. */
+	uint64_t lat_ring[GN_SERVER_LATENCY_RING];
+	uint64_t lat_head, lat_taken; /* under snap_lock: written, read */
 	atomic_uint_fast64_t connections, plans, plan_errors, bytes_in,
 		bytes_out, exec_ns, cache_hits, cache_misses, tensor_requests,
 		tensor_errors, hash_mismatches;
 };
+
+/* Record one plan's execution time for the next heartbeat. Any thread. */
+void gn_server_note_latency(struct gn_server *s, uint64_t ns);
 
 /* Pack and send one reply; a failed send closes the connection. */
 int gn_server_send(struct conn_slot *cs, int type, uint64_t req_id,

@@ -53,6 +53,7 @@ struct run_opts {
 	const char *target;
 	const char *log;
 	const char *secret;
+	const char *tls_ca, *tls_cert, *tls_key;
 	long repeat;
 	long warmup;
 	bool resident;
@@ -94,6 +95,14 @@ static void print_help(FILE *f)
 	      "      --secret FILE          shared secret for a coordinator:// "
 	      "target\n"
 	      "                             (default: $GENIE_SECRET_FILE)\n"
+	      "      --tls-ca FILE          coordinator:// over TLS: the CA "
+	      "that signed the\n"
+	      "                             coordinator's certificate "
+	      "(default: $GENIE_TLS_CA)\n"
+	      "      --tls-cert FILE        our client certificate "
+	      "(default: $GENIE_TLS_CERT)\n"
+	      "      --tls-key FILE         its key (default: "
+	      "$GENIE_TLS_KEY)\n"
 	      "  -n, --repeat N             timed runs (default 1)\n"
 	      "  -w, --warmup K             untimed runs before them "
 	      "(default 0)\n"
@@ -177,7 +186,14 @@ static int parse_count(const char *opt, const char *s, long min, long max,
 	return 0;
 }
 
-enum { OPT_NO_RESIDENT = 256, OPT_LOG, OPT_SECRET };
+enum {
+	OPT_NO_RESIDENT = 256,
+	OPT_LOG,
+	OPT_SECRET,
+	OPT_TLS_CA,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+};
 
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
@@ -190,6 +206,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"no-resident", no_argument, NULL, OPT_NO_RESIDENT},
 		{"log", required_argument, NULL, OPT_LOG},
 		{"secret", required_argument, NULL, OPT_SECRET},
+		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -247,6 +266,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_NO_RESIDENT: o->resident = false; break;
 		case OPT_LOG: o->log = optarg; break;
 		case OPT_SECRET: o->secret = optarg; break;
+		case OPT_TLS_CA: o->tls_ca = optarg; break;
+		case OPT_TLS_CERT: o->tls_cert = optarg; break;
+		case OPT_TLS_KEY: o->tls_key = optarg; break;
 		case 'h': print_help(stdout); exit(0);
 		case ':':
 			return usage_error("option '%s' needs an argument",
@@ -589,6 +611,39 @@ static void print_runs(const struct run_opts *o, uint64_t *lat,
 		       fmt_bytes(b1, sizeof(b1), (double)res_in_runs));
 }
 
+/* Content keys a coordinator:// session is placed by (model affinity). */
+#define MAX_MODEL_KEYS 64
+
+/*
+ * The content keys of the model's weights, the last `max` that
+ * gn_model_load() makes shared resident, learnt by loading the model into
+ * an in-process session (it hashes the weights and sends nothing). Returns how
+ * many; 0 when that fails (placement then goes without affinity, and the real
+ * load reports the problem).
+ */
+static int model_keys(const char *path, char (*keys)[65], int max)
+{
+	struct gn_session_opts so;
+	struct gn_model_opts mo;
+	struct gn_session *s;
+	struct gn_model *m;
+	int n = 0;
+
+	gn_session_opts_init(&so, sizeof(so));
+	so.target = "local";
+	s = gn_session_create(&so);
+	if (s == NULL)
+		return 0;
+	gn_model_opts_init(&mo, sizeof(mo));
+	mo.resident_weights = 1;
+	m = gn_model_load(s, path, &mo);
+	if (m != NULL)
+		n = gn_session_shared_keys(s, keys, max);
+	gn_model_free(&m);
+	gn_session_destroy(&s);
+	return n < 0 ? 0 : n;
+}
+
 static int run(const struct run_opts *o)
 {
 	struct gn_session_stats st0, st_load, st_warm, st_runs, st_end;
@@ -601,13 +656,26 @@ static int run(const struct run_opts *o)
 	uint64_t *lat = NULL, t0, load_ns, warm_ns = 0;
 	char **files = NULL, sh[160], buf[96], b1[32], b2[32];
 	int *arg_of_input = NULL;
-	int n_in = 0, n_out = 0, rc = EXIT_RUNTIME;
+	int n_in = 0, n_out = 0, rc = EXIT_RUNTIME, n_keys = 0;
+	static char keys[MAX_MODEL_KEYS][65];
+	const char *key_ptrs[MAX_MODEL_KEYS];
 	long total;
 
 	gn_session_opts_init(&so, sizeof(so));
 	so.target = o->target;
 	so.name = "genie-run";
 	so.secret_file = o->secret;
+	so.tls_ca = o->tls_ca;
+	so.tls_cert = o->tls_cert;
+	so.tls_key = o->tls_key;
+	if (o->resident && strncmp(o->target, "coordinator://",
+				   strlen("coordinator://")) == 0) {
+		n_keys = model_keys(o->model, keys, MAX_MODEL_KEYS);
+		for (int i = 0; i < n_keys; i++)
+			key_ptrs[i] = keys[i];
+		so.model_keys = key_ptrs;
+		so.n_model_keys = n_keys;
+	}
 	s = gn_session_create(&so);
 	if (s == NULL)
 		return runtime_error("cannot open a session on '%s'",

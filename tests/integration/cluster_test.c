@@ -13,7 +13,10 @@
  * runtimes register again by themselves; a client or runtime with the
  * wrong secret is refused with a clear error; refused schema versions and
  * an address nobody listens on are named as such; a node whose advertised
- * address cannot be reached is named, and the session is released.
+ * address cannot be reached is named, and the session is released; a
+ * node holding a weight is chosen by model-affinity placement for
+ * sessions that name the weight's content key, and each plan's time
+ * reaches the coordinator's latency sketch.
  *
  * argv: genie-coordinator genie-runtime genie-ctl.
  */
@@ -734,6 +737,100 @@ static void test_unreachable_node(void **state)
 	}
 }
 
+/* genie_node_plan_latency_seconds_count of `node` from /metrics; -1. */
+static long latency_count(const char *node)
+{
+	static char out[262144];
+	char key[200];
+	const char *p;
+
+	if (run_ctl(out, sizeof(out), "metrics") != 0)
+		return -1;
+	snprintf(key, sizeof(key),
+		 "genie_node_plan_latency_seconds_count{node=\"%s\"} ", node);
+	p = strstr(out, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/*
+ * Model affinity end to end: a session makes a weight resident by content
+ * on its node; the runtime's heartbeat carries the weight's content key;
+ * sessions asking for model-affinity with that key (as genie-run does for
+ * a model's weights) are all placed on that node, though least-loaded
+ * would spread them.
+ */
+static void test_model_affinity(void **state)
+{
+	enum { N = 16384 };
+	static float w[N];
+	int64_t shape[] = {N};
+	struct gn_session *a, *b[3];
+	struct gn_session_opts o;
+	char keys[4][65], target[96], node[128];
+	const char *kp[1];
+	struct gn_tensor *t;
+	int n;
+
+	(void)state;
+	a = open_session(g_secret, "tenant-m");
+	if (a == NULL)
+		fail_msg("session: %s", gn_last_error());
+	snprintf(node, sizeof(node), "%s", gn_session_node(a));
+	for (int i = 0; i < N; i++)
+		w[i] = (float)(i % 97) * 0.5f + 0.125f; /* this test's own */
+	t = gn_tensor_from_host(a, GN_DTYPE_F32, 1, shape, w, 0);
+	assert_non_null(t);
+	if (gn_tensor_make_resident_shared(t, 0) != 0)
+		fail_msg("make_resident_shared: %s", gn_last_error());
+	n = gn_session_shared_keys(a, keys, 4);
+	assert_int_equal(n, 1);
+	assert_int_equal(strlen(keys[0]), 64);
+	print_message("weight %.16s... resident on %s\n", keys[0], node);
+	/* The next heartbeats carry the key (every 100 ms). */
+	nap_ms(5 * HEARTBEAT_MS);
+
+	kp[0] = keys[0];
+	snprintf(target, sizeof(target), "coordinator://%s", g_coord_addr);
+	for (int i = 0; i < 3; i++) {
+		gn_session_opts_init(&o, sizeof(o));
+		o.target = target;
+		o.timeout_ms = 10000;
+		o.secret_file = g_secret;
+		o.tenant = "tenant-m";
+		o.name = "cluster-test";
+		o.model_keys = kp;
+		o.n_model_keys = 1;
+		o.policy = "model-affinity";
+		b[i] = gn_session_create(&o);
+		if (b[i] == NULL)
+			fail_msg("affinity session %d: %s", i, gn_last_error());
+		print_message("affinity session %d on %s\n", i,
+			      gn_session_node(b[i]));
+		assert_string_equal(gn_session_node(b[i]), node);
+	}
+	/* Every plan's own time reaches the coordinator's sketch. */
+	{
+		long before = latency_count(node), after = -1;
+
+		assert_true(before >= 0);
+		for (int i = 0; i < 5; i++)
+			check_plan(b[0]);
+		for (int i = 0; i < 50 && after != before + 5; i++) {
+			nap_ms(HEARTBEAT_MS);
+			after = latency_count(node);
+		}
+		assert_int_equal(after, before + 5);
+	}
+	/* A bad policy name is refused with words. */
+	o.policy = "nearest";
+	assert_null(gn_session_create(&o));
+	assert_int_equal(gn_last_error_code(), -EINVAL);
+	assert_non_null(strstr(gn_last_error(), "nearest"));
+	for (int i = 0; i < 3; i++)
+		gn_session_destroy(&b[i]);
+	gn_session_destroy(&a);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -795,6 +892,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wrong_secret_refused),
 		cmocka_unit_test(test_connect_errors),
 		cmocka_unit_test(test_unreachable_node),
+		cmocka_unit_test(test_model_affinity),
 	};
 
 	if (argc != 4) {

@@ -53,6 +53,8 @@ int main(int argc, char **argv)
 	if (s == NULL) {
 		printf("session: %s (%s)\n", gn_last_error(),
 		       gn_strerror(gn_last_error_code()));
+		free(in);
+		free(out);
 		return expect_fail ? 0 : 1;
 	}
 	x = gn_tensor_from_host(s, GN_DTYPE_F32, 1, shape, in,
@@ -63,8 +65,11 @@ int main(int argc, char **argv)
 		printf("relu of %llu MiB failed after %.1f s: %s\n",
 		       (unsigned long long)mib, (gn_clock_ns() - t0) / 1e9,
 		       gn_last_error());
+		rc = expect_fail && gn_last_error()[0] != '\0' ? 0 : 1;
 		gn_session_destroy(&s);
-		return expect_fail && gn_last_error()[0] != '\0' ? 0 : 1;
+		free(in);
+		free(out);
+		return rc;
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		float want = in[i] > 0 ? in[i] : 0;

@@ -47,6 +47,30 @@ struct gn_session_opts {
 	const char *tenant;	 /* for placement and genie-ctl sessions */
 	uint32_t priority;	 /* 0..100 */
 	const char *device_kind; /* "" or NULL: any; "cpu", "cuda" */
+	/*
+	 * coordinator:// over TLS (PEM files; NULL: $GENIE_TLS_CA,
+	 * $GENIE_TLS_CERT, $GENIE_TLS_KEY; none of them: plain TCP). tls_ca
+	 * verifies the coordinator; tls_cert and tls_key are our client
+	 * certificate, for a coordinator that requires one.
+	 */
+	const char *tls_ca;
+	const char *tls_cert;
+	const char *tls_key;
+	/*
+	 * coordinator:// only: content keys (64 hex digits, SHA-256; see
+	 * gn_session_shared_keys()) of the shared resident
+	 * tensors the session will use, so a model-affinity coordinator can
+	 * place it on a runtime that already holds them (see
+	 * gn_session_shared_keys()). Copied into the request; NULL/0: none.
+	 */
+	const char *const *model_keys;
+	int n_model_keys;
+	/*
+	 * coordinator:// only: the placement policy for this session, ""
+	 * or NULL for the coordinator's own (--policy); "least-loaded",
+	 * "bin-packing" or "model-affinity".
+	 */
+	const char *policy;
 };
 
 /* Set `opts` to defaults. `opts_size` is sizeof(*opts) at the caller. */
@@ -112,6 +136,21 @@ const char *gn_session_backend(const struct gn_session *session);
  * lives.
  */
 const char *gn_session_node(const struct gn_session *session);
+
+/*
+ * The content keys of the tensors this session made resident by content
+ * (gn_tensor_make_resident_shared(), which gn_model_load() uses for
+ * weights), newest first, each as 64 hex digits and a NUL in keys[i], at
+ * most `max` (the session remembers the last 256). Returns how many, or
+ * -EINVAL for a NULL session or a negative max.
+ *
+ * This is how a client learns a model's keys for the model_keys option:
+ * load the model into a "local" session (which hashes the weights and
+ * sends nothing anywhere), read the keys, then open the coordinator://
+ * session with them.
+ */
+int gn_session_shared_keys(const struct gn_session *session, char (*keys)[65],
+			   int max);
 
 #ifdef __cplusplus
 }
