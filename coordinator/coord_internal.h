@@ -93,6 +93,14 @@ struct coord_conn {
 	int node; /* registered on this connection, -1 */
 };
 
+#define GN_COORD_MAX_OPS 128
+
+/* One op's kernel times over all runtimes. */
+struct coord_op_latency {
+	char op[32];
+	struct gn_sketch lat;
+};
+
 struct gn_coordinator {
 	struct gn_coordinator_opts opts;
 	char name[128];
@@ -113,6 +121,9 @@ struct gn_coordinator {
 	size_t ntenants, cap_tenants;
 	uint64_t next_session;
 	struct gn_sketch lat_all;
+	/* Kernel times by op over all runtimes, GN_COORD_MAX_OPS at most. */
+	struct coord_op_latency *op_lat;
+	size_t n_op_lat;
 	/* Scratch for placement: snapshots and their key pointers. */
 	struct gn_place_node *place_nodes; /* GN_COORD_MAX_NODES */
 	const char *(*place_keys)[GN_COORD_MAX_KEYS];

@@ -64,6 +64,20 @@ static const double k_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 			      0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
 			      1,      2.5,     5,      10};
 
+/* One labelled series of a summary: quantiles, _sum and _count. */
+static void summary(struct buf *b, const char *name, const char *label,
+		    const char *value, const struct gn_sketch *sk)
+{
+	static const double qs[] = {0.5, 0.9, 0.99};
+
+	for (int q = 0; q < 3; q++)
+		put(b, "%s{%s=\"%s\",quantile=\"%g\"} %.9f\n", name, label,
+		    value, qs[q], gn_sketch_quantile(sk, qs[q]) / 1e9);
+	put(b, "%s_sum{%s=\"%s\"} %.9f\n", name, label, value, sk->sum / 1e9);
+	put(b, "%s_count{%s=\"%s\"} %llu\n", name, label, value,
+	    (unsigned long long)sk->count);
+}
+
 static void family(struct buf *b, const char *name, const char *type,
 		   const char *help)
 {
@@ -114,23 +128,15 @@ char *coord_metrics_render(struct gn_coordinator *c, size_t *len)
 	family(&b, "genie_node_plan_latency_seconds", "summary",
 	       "Per-runtime plan latency quantiles (sketch, 1% relative "
 	       "error).");
-	for (int i = 0; i < c->nnodes; i++) {
-		const struct coord_node *n = &c->nodes[i];
-		static const double qs[] = {0.5, 0.9, 0.99};
-
-		for (int q = 0; q < 3; q++)
-			put(&b,
-			    "genie_node_plan_latency_seconds{node=\"%s\","
-			    "quantile=\"%g\"} %.9f\n",
-			    n->id, qs[q],
-			    gn_sketch_quantile(&n->lat, qs[q]) / 1e9);
-		put(&b,
-		    "genie_node_plan_latency_seconds_sum{node=\"%s\"} %.9f\n",
-		    n->id, n->lat.sum / 1e9);
-		put(&b,
-		    "genie_node_plan_latency_seconds_count{node=\"%s\"} %llu\n",
-		    n->id, (unsigned long long)n->lat.count);
-	}
+	for (int i = 0; i < c->nnodes; i++)
+		summary(&b, "genie_node_plan_latency_seconds", "node",
+			c->nodes[i].id, &c->nodes[i].lat);
+	family(&b, "genie_op_latency_seconds", "summary",
+	       "Kernel latency by op over all runtimes (sketch, 1% relative "
+	       "error; a fused chain counts under its first op).");
+	for (size_t i = 0; i < c->n_op_lat; i++)
+		summary(&b, "genie_op_latency_seconds", "op", c->op_lat[i].op,
+			&c->op_lat[i].lat);
 #define PER_NODE(name, type, help, fmt, expr)                                 \
 	do {                                                                  \
 		family(&b, name, type, help);                                 \

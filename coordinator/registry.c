@@ -75,6 +75,41 @@ void coord_registry_fini(struct gn_coordinator *c)
 	c->sessions = NULL;
 	free(c->tenants);
 	c->tenants = NULL;
+	free(c->op_lat);
+	c->op_lat = NULL;
+	c->n_op_lat = 0;
+}
+
+/* An op name as runtimes send it: [a-z0-9_], 1..31 characters. */
+static int op_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++)
+		if (n >= 31 || !((s[n] >= 'a' && s[n] <= 'z') ||
+				 (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+			return 0;
+	return n > 0;
+}
+
+/* `op`'s sketch, made on first sight; NULL when full or a bad name. */
+static struct gn_sketch *op_sketch(struct gn_coordinator *c, const char *op)
+{
+	struct coord_op_latency *e;
+
+	if (!op_name_ok(op))
+		return NULL;
+	for (size_t i = 0; i < c->n_op_lat; i++)
+		if (strcmp(c->op_lat[i].op, op) == 0)
+			return &c->op_lat[i].lat;
+	if (c->op_lat == NULL)
+		c->op_lat = calloc(GN_COORD_MAX_OPS, sizeof(*c->op_lat));
+	if (c->op_lat == NULL || c->n_op_lat == GN_COORD_MAX_OPS)
+		return NULL;
+	e = &c->op_lat[c->n_op_lat++];
+	snprintf(e->op, sizeof(e->op), "%s", op);
+	gn_sketch_init(&e->lat);
+	return &e->lat;
 }
 
 static int find_node(struct gn_coordinator *c, const char *id)
@@ -280,6 +315,20 @@ int coord_heartbeat(struct gn_coordinator *c, int idx,
 	for (size_t i = 0; i < hb->n_plan_latency_ns; i++) {
 		gn_sketch_add(&n->lat, hb->plan_latency_ns[i]);
 		gn_sketch_add(&c->lat_all, hb->plan_latency_ns[i]);
+	}
+	for (size_t i = 0; i < hb->n_op_latency; i++) {
+		const Genie__OpLatency *ol = hb->op_latency[i];
+		struct gn_sketch *sk = op_sketch(c, ol->op);
+
+		if (sk == NULL) {
+			GN_LOG(DEBUG, coord,
+			       "node '%s': kernel times for op '%.40s' not "
+			       "kept (not an op name, or %d ops known)",
+			       n->id, ol->op, GN_COORD_MAX_OPS);
+			continue;
+		}
+		for (size_t j = 0; j < ol->n_ns; j++)
+			gn_sketch_add(sk, ol->ns[j]);
 	}
 	*drained = n->drained;
 	pthread_mutex_unlock(&c->lock);

@@ -10,13 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "coord_client.h"
 #include "coord_conn.h"
+#include "executor.h"
 #include "genie/coord.pb-c.h"
 #include "genie/envelope.pb-c.h"
 #include "genie/telemetry.pb-c.h"
 #include "gn_error.h"
 #include "log.h"
+#include "op.h"
 #include "server.h"
 
 GN_LOG_REGISTER(coordclient)
@@ -48,7 +51,13 @@ struct gn_coord_client {
 	uint64_t seq;
 	int drained;
 	/* A heartbeat's samples and keys (the thread's own). */
+	struct gn_exec_kernel_time times[GN_SERVER_KERNEL_RING];
 	uint64_t lat[GN_SERVER_LATENCY_RING];
+	uint64_t kern_ns[GN_SERVER_KERNEL_RING]; /* grouped by op */
+	Genie__OpLatency op_lat[GN_OP_COUNT_];
+	Genie__OpLatency *op_lat_ptr[GN_OP_COUNT_];
+	/* The executor's busy time at the last heartbeat, for utilization. */
+	uint64_t last_exec_ns, last_hb_ns;
 	char key_hex[GN_SERVER_MAX_RESIDENT_KEYS][65];
 	char *key_ptr[GN_SERVER_MAX_RESIDENT_KEYS];
 };
@@ -148,6 +157,56 @@ static int do_register(struct gn_coord_client *c, struct gn_coord_conn *cc)
 	return 0;
 }
 
+/*
+ * The kernels run since the last heartbeat, grouped by op into
+ * c->op_lat (their times in c->kern_ns). Returns how many ops.
+ */
+static size_t take_kernel_times(struct gn_coord_client *c)
+{
+	size_t n = gn_server_take_kernel_times(c->srv, c->times,
+					       GN_SERVER_KERNEL_RING, NULL);
+	size_t count[GN_OP_COUNT_] = {0}, at[GN_OP_COUNT_], nops = 0, off = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (c->times[i].op < GN_OP_COUNT_)
+			count[c->times[i].op]++;
+	for (uint32_t op = 0; op < GN_OP_COUNT_; op++) {
+		at[op] = off;
+		if (count[op] == 0)
+			continue;
+		genie__op_latency__init(&c->op_lat[nops]);
+		c->op_lat[nops].op = (char *)gn_op_name((enum gn_op)op);
+		c->op_lat[nops].n_ns = count[op];
+		c->op_lat[nops].ns = c->kern_ns + off;
+		c->op_lat_ptr[nops] = &c->op_lat[nops];
+		nops++;
+		off += count[op];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (c->times[i].op < GN_OP_COUNT_)
+			c->kern_ns[at[c->times[i].op]++] = c->times[i].ns;
+	return nops;
+}
+
+/*
+ * The share of wall time the executor spent running plans since the last
+ * heartbeat, 0..1: the device's busy ratio as the runtime sees it (one
+ * executor thread drives the device).
+ */
+static double utilization(struct gn_coord_client *c, uint64_t exec_ns_total)
+{
+	uint64_t now = gn_clock_ns();
+	double u = 0;
+
+	if (c->last_hb_ns != 0 && now > c->last_hb_ns &&
+	    exec_ns_total >= c->last_exec_ns)
+		u = (double)(exec_ns_total - c->last_exec_ns) /
+		    (double)(now - c->last_hb_ns);
+	c->last_hb_ns = now;
+	c->last_exec_ns = exec_ns_total;
+	return u > 1 ? 1 : u;
+}
+
 static int do_heartbeat(struct gn_coord_client *c, struct gn_coord_conn *cc)
 {
 	Genie__Heartbeat hb = GENIE__HEARTBEAT__INIT;
@@ -164,8 +223,12 @@ static int do_heartbeat(struct gn_coord_client *c, struct gn_coord_conn *cc)
 	 * come from the server's snapshot, never from the registry itself.
 	 */
 	hb.n_plan_latency_ns = gn_server_take_latencies(
-		c->srv, c->lat, GN_SERVER_LATENCY_RING, NULL);
+		c->srv, c->times, GN_SERVER_LATENCY_RING, NULL);
+	for (size_t i = 0; i < hb.n_plan_latency_ns; i++)
+		c->lat[i] = c->times[i].ns;
 	hb.plan_latency_ns = c->lat;
+	hb.n_op_latency = take_kernel_times(c);
+	hb.op_latency = c->op_lat_ptr;
 	hb.n_resident_keys = gn_server_resident_keys(
 		c->srv, c->key_hex, GN_SERVER_MAX_RESIDENT_KEYS);
 	for (size_t i = 0; i < hb.n_resident_keys; i++)
@@ -176,6 +239,7 @@ static int do_heartbeat(struct gn_coord_client *c, struct gn_coord_conn *cc)
 	load.memory_used_bytes = t.pool_in_use_bytes;
 	load.memory_total_bytes =
 		t.pool_limit_bytes ? t.pool_limit_bytes : c->memory_bytes;
+	load.device_utilization = utilization(c, t.exec_ns_total);
 	hb.node_id = c->node_id;
 	hb.seq = ++c->seq;
 	hb.load = &load;

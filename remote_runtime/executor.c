@@ -292,8 +292,10 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 	memset(res, 0, sizeof(*res));
 	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
 	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
+	res->kernels = calloc(plan->nnodes ? plan->nnodes : 1,
+			      sizeof(*res->kernels));
 	if (state_init(&st, plan) != 0 || res->metas == NULL ||
-	    res->offsets == NULL) {
+	    res->offsets == NULL || res->kernels == NULL) {
 		rc = gn_error_set(-ENOMEM,
 				  "executor: no memory for a plan of "
 				  "%u nodes",
@@ -371,11 +373,14 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 			goto out;
 		}
 		res->fused_nodes += (uint32_t)c.nsteps;
+		t_node = gn_clock_ns() - t_node;
+		res->kernels[res->n_kernels++] = (struct gn_exec_kernel_time){
+			.op = (uint32_t)n->op, .ns = t_node};
 		/* GENIE_LOG=exec=debug: what each kernel cost. */
 		GN_LOG(DEBUG, exec, "node %u %s%s %s: %.1f us", i,
 		       gn_op_name(n->op), c.nsteps ? " (fused)" : "",
 		       gn_meta_format(&plan->nodes[end].meta, ms, sizeof(ms)),
-		       (double)(gn_clock_ns() - t_node) / 1e3);
+		       (double)t_node / 1e3);
 		/* Operands read for the last time go back for reuse. */
 		for (uint32_t j = i;; j = st.reader[j]) {
 			st.done[j] = 1;
@@ -422,5 +427,6 @@ void gn_exec_result_fini(struct gn_exec_result *res)
 	free(res->metas);
 	free(res->offsets);
 	free(res->payload);
+	free(res->kernels);
 	memset(res, 0, sizeof(*res));
 }

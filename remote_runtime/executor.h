@@ -35,6 +35,11 @@ struct gn_exec_input {
 };
 
 /* What a run produced. Owned by the caller; free with gn_exec_result_fini. */
+struct gn_exec_kernel_time {
+	uint32_t op; /* enum gn_op */
+	uint64_t ns;
+};
+
 struct gn_exec_result {
 	uint32_t noutputs;
 	struct gn_tensor_meta *metas; /* noutputs entries */
@@ -52,6 +57,13 @@ struct gn_exec_result {
 	uint32_t fused_nodes;
 	/* Nodes the device lacked a kernel for, run on the host backend. */
 	uint32_t host_nodes;
+	/*
+	 * Every kernel run, in order: its op (a fused chain's first) and
+	 * the host time it took (on an asynchronous device, the time to
+	 * issue it). n_kernels entries.
+	 */
+	struct gn_exec_kernel_time *kernels;
+	uint32_t n_kernels;
 };
 
 /*

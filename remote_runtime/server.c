@@ -87,35 +87,66 @@ size_t gn_server_resident_keys(struct gn_server *s, char (*hex)[65], size_t max)
 	return n;
 }
 
-void gn_server_note_latency(struct gn_server *s, uint64_t ns)
+static void ring_put(struct time_ring *r, uint32_t op, uint64_t ns)
 {
-	pthread_mutex_lock(&s->snap_lock);
-	s->lat_ring[s->lat_head % GN_SERVER_LATENCY_RING] = ns;
-	s->lat_head++;
-	pthread_mutex_unlock(&s->snap_lock);
+	r->at[r->head % r->size] = (struct gn_exec_kernel_time){op, ns};
+	r->head++;
 }
 
-size_t gn_server_take_latencies(struct gn_server *s, uint64_t *ns, size_t max,
-				uint64_t *dropped)
+/* The newest `max` at most of what came since the last take, in order. */
+static size_t ring_take(struct time_ring *r, struct gn_exec_kernel_time *out,
+			size_t max, uint64_t *dropped)
 {
-	uint64_t avail, from, lost = 0;
+	uint64_t avail = r->head - r->taken, from, lost = 0;
 	size_t n;
 
-	pthread_mutex_lock(&s->snap_lock);
-	avail = s->lat_head - s->lat_taken;
-	if (avail > GN_SERVER_LATENCY_RING) {
-		lost = avail - GN_SERVER_LATENCY_RING;
-		avail = GN_SERVER_LATENCY_RING;
+	if (avail > r->size) {
+		lost = avail - r->size;
+		avail = r->size;
 	}
 	n = avail < max ? (size_t)avail : max;
 	lost += avail - n;
-	from = s->lat_head - n; /* the newest n, oldest of them first */
+	from = r->head - n;
 	for (size_t i = 0; i < n; i++)
-		ns[i] = s->lat_ring[(from + i) % GN_SERVER_LATENCY_RING];
-	s->lat_taken = s->lat_head;
-	pthread_mutex_unlock(&s->snap_lock);
+		out[i] = r->at[(from + i) % r->size];
+	r->taken = r->head;
 	if (dropped != NULL)
 		*dropped = lost;
+	return n;
+}
+
+void gn_server_note_latency(struct gn_server *s,
+			    const struct gn_exec_result *res)
+{
+	pthread_mutex_lock(&s->snap_lock);
+	ring_put(&s->plan_ring, GN_OP_COUNT_, res->exec_ns);
+	for (uint32_t i = 0; i < res->n_kernels; i++)
+		ring_put(&s->kernel_ring, res->kernels[i].op,
+			 res->kernels[i].ns);
+	pthread_mutex_unlock(&s->snap_lock);
+}
+
+size_t gn_server_take_latencies(struct gn_server *s,
+				struct gn_exec_kernel_time *out, size_t max,
+				uint64_t *dropped)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->snap_lock);
+	n = ring_take(&s->plan_ring, out, max, dropped);
+	pthread_mutex_unlock(&s->snap_lock);
+	return n;
+}
+
+size_t gn_server_take_kernel_times(struct gn_server *s,
+				   struct gn_exec_kernel_time *out, size_t max,
+				   uint64_t *dropped)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->snap_lock);
+	n = ring_take(&s->kernel_ring, out, max, dropped);
+	pthread_mutex_unlock(&s->snap_lock);
 	return n;
 }
 
@@ -140,6 +171,10 @@ struct gn_server *gn_server_create(const struct gn_server_opts *opts)
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	pthread_mutex_init(&s->conns_lock, NULL);
 	pthread_mutex_init(&s->snap_lock, NULL);
+	s->plan_ring = (struct time_ring){.at = s->plan_times,
+					  .size = GN_SERVER_LATENCY_RING};
+	s->kernel_ring = (struct time_ring){.at = s->kernel_times,
+					    .size = GN_SERVER_KERNEL_RING};
 	if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		gn_error_set(-errno, "runtime: pipe: %s", strerror(errno));
 		goto fail;

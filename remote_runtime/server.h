@@ -72,6 +72,7 @@ void gn_server_telemetry(struct gn_server *s,
 /* Most resident keys and latency samples a snapshot keeps. */
 #define GN_SERVER_MAX_RESIDENT_KEYS 256
 #define GN_SERVER_LATENCY_RING 4096
+#define GN_SERVER_KERNEL_RING 16384
 
 /*
  * The content keys (64 hex digits each, NUL-terminated) of the shared
@@ -83,14 +84,25 @@ size_t gn_server_resident_keys(struct gn_server *s, char (*hex)[65],
 			       size_t max);
 
 /*
- * Hand over the per-plan execution times (ns) recorded since the last
- * call, oldest first, at most `max`; when more are waiting the newest are
- * kept. The server keeps the last GN_SERVER_LATENCY_RING; *dropped (may
- * be NULL) counts those lost to that bound or to `max`. One reader (the
- * coordinator client); any thread.
+ * Hand over the per-plan execution times recorded since the last call
+ * (`ns` of each entry; op is GN_OP_COUNT_), oldest first, at most `max`;
+ * when more are waiting the newest are kept. The server keeps the last
+ * GN_SERVER_LATENCY_RING; *dropped (may be NULL) counts those lost to
+ * that bound or to `max`. One reader (the coordinator client); any
+ * thread.
  */
-size_t gn_server_take_latencies(struct gn_server *s, uint64_t *ns, size_t max,
+struct gn_exec_kernel_time;
+size_t gn_server_take_latencies(struct gn_server *s,
+				struct gn_exec_kernel_time *out, size_t max,
 				uint64_t *dropped);
+
+/*
+ * The same for every kernel run (op and time; see struct
+ * gn_exec_result's kernels), the last GN_SERVER_KERNEL_RING kept.
+ */
+size_t gn_server_take_kernel_times(struct gn_server *s,
+				   struct gn_exec_kernel_time *out, size_t max,
+				   uint64_t *dropped);
 
 /* Connections (client sessions) open now. Any thread. */
 uint32_t gn_server_active_sessions(struct gn_server *s);

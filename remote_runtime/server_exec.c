@@ -391,7 +391,7 @@ int gn_server_handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 	rc = send_result(cs, env->request_id, &ej.res);
 	atomic_fetch_add(&s->plans, 1);
 	atomic_fetch_add(&s->exec_ns, ej.res.exec_ns);
-	gn_server_note_latency(s, ej.res.exec_ns);
+	gn_server_note_latency(s, &ej.res);
 	goto out;
 
 reply_error:

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "executor.h"
 #include "genie/envelope.pb-c.h"
 #include "log.h"
 #include "plan_cache.h"
@@ -42,6 +43,12 @@ struct conn_slot {
 	struct gn_plan_cache *plans; /* this connection's decoded plans */
 };
 
+/* A ring of times over an array: written at head, read up to taken. */
+struct time_ring {
+	struct gn_exec_kernel_time *at;
+	uint64_t size, head, taken;
+};
+
 struct gn_server {
 	struct gn_server_opts opts;
 	char name[64];
@@ -67,17 +74,20 @@ struct gn_server {
 	uint8_t key_snap[GN_SERVER_MAX_RESIDENT_KEYS][GN_CONTENT_KEY_SIZE];
 	size_t n_key_snap;
 	uint8_t key_scratch[GN_SERVER_MAX_RESIDENT_KEYS][GN_CONTENT_KEY_SIZE];
-	/* Per-plan execution times since the telemetry reader last took
-	 * them: a ring, the newest kept when it overflows. */
-	uint64_t lat_ring[GN_SERVER_LATENCY_RING];
-	uint64_t lat_head, lat_taken; /* under snap_lock: written, read */
+	/* Per-plan and per-kernel execution times since the telemetry
+	 * reader last took them: rings, the newest kept when one overflows
+	 * (under snap_lock). */
+	struct gn_exec_kernel_time plan_times[GN_SERVER_LATENCY_RING];
+	struct gn_exec_kernel_time kernel_times[GN_SERVER_KERNEL_RING];
+	struct time_ring plan_ring, kernel_ring;
 	atomic_uint_fast64_t connections, plans, plan_errors, bytes_in,
 		bytes_out, exec_ns, cache_hits, cache_misses, tensor_requests,
 		tensor_errors, hash_mismatches;
 };
 
-/* Record one plan's execution time for the next heartbeat. Any thread. */
-void gn_server_note_latency(struct gn_server *s, uint64_t ns);
+/* Record a plan's time and its kernels' for the next heartbeat. Any thread. */
+void gn_server_note_latency(struct gn_server *s,
+			    const struct gn_exec_result *res);
 
 /* Pack and send one reply; a failed send closes the connection. */
 int gn_server_send(struct conn_slot *cs, int type, uint64_t req_id,

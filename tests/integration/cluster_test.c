@@ -737,19 +737,28 @@ static void test_unreachable_node(void **state)
 	}
 }
 
-/* genie_node_plan_latency_seconds_count of `node` from /metrics; -1. */
-static long latency_count(const char *node)
+/* The value of `series` (name and labels) in /metrics; -1 if absent. */
+static double metric_of(const char *series)
 {
 	static char out[262144];
-	char key[200];
+	char key[240];
 	const char *p;
 
 	if (run_ctl(out, sizeof(out), "metrics") != 0)
 		return -1;
-	snprintf(key, sizeof(key),
-		 "genie_node_plan_latency_seconds_count{node=\"%s\"} ", node);
+	snprintf(key, sizeof(key), "\n%s ", series);
 	p = strstr(out, key);
-	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+	return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/* genie_node_plan_latency_seconds_count of `node` from /metrics; -1. */
+static long latency_count(const char *node)
+{
+	char key[200];
+
+	snprintf(key, sizeof(key),
+		 "genie_node_plan_latency_seconds_count{node=\"%s\"}", node);
+	return (long)metric_of(key);
 }
 
 /*
@@ -810,7 +819,9 @@ static void test_model_affinity(void **state)
 	}
 	/* Every plan's own time reaches the coordinator's sketch. */
 	{
+		const char *mm = "genie_op_latency_seconds_count{op=\"matmul\"}";
 		long before = latency_count(node), after = -1;
+		double mm_before = metric_of(mm), util = 0;
 
 		assert_true(before >= 0);
 		for (int i = 0; i < 5; i++)
@@ -820,6 +831,22 @@ static void test_model_affinity(void **state)
 			after = latency_count(node);
 		}
 		assert_int_equal(after, before + 5);
+		/* And each plan's kernel (matmul with relu fused) by op. */
+		assert_true(metric_of(mm) >= mm_before + 5);
+		/* The executor was busy part of that time: utilization moved. */
+		for (int i = 0; i < 20 && util <= 0; i++) {
+			char key[200];
+
+			for (int k = 0; k < 20; k++)
+				check_plan(b[0]);
+			snprintf(key, sizeof(key),
+				 "genie_node_utilization_ratio{node=\"%s\"}",
+				 node);
+			nap_ms(HEARTBEAT_MS);
+			util = metric_of(key);
+		}
+		print_message("utilization of %s while busy: %g\n", node, util);
+		assert_true(util > 0 && util <= 1);
 	}
 	/* A bad policy name is refused with words. */
 	o.policy = "nearest";

@@ -410,6 +410,8 @@ static void rt_heartbeat(struct fake_rt *r, int i)
 	Genie__HeartbeatAck *ack = NULL;
 	char *keys[] = {"k-model-a", "k-model-b"};
 	uint64_t lat[3] = {150000 + (uint64_t)i * 1000, 2000000, 40000000};
+	uint64_t conv_ns[2] = {1000000, 3000000}, relu_ns[1] = {20000};
+	Genie__OpLatency ol[3], *olp[3] = {&ol[0], &ol[1], &ol[2]};
 	int rc;
 
 	hb.node_id = r->id;
@@ -427,6 +429,20 @@ static void rt_heartbeat(struct fake_rt *r, int i)
 	}
 	hb.n_plan_latency_ns = 3;
 	hb.plan_latency_ns = lat;
+	/* Kernel times: two ops, and a name no op has (not kept). */
+	for (int k = 0; k < 3; k++)
+		genie__op_latency__init(&ol[k]);
+	ol[0].op = "conv2d";
+	ol[0].n_ns = 2;
+	ol[0].ns = conv_ns;
+	ol[1].op = "relu";
+	ol[1].n_ns = 1;
+	ol[1].ns = relu_ns;
+	ol[2].op = "bad\"} name";
+	ol[2].n_ns = 1;
+	ol[2].ns = relu_ns;
+	hb.n_op_latency = 3;
+	hb.op_latency = olp;
 	rc = pc_call(r->pc, GENIE__MSG_TYPE__MSG_TYPE_HEARTBEAT, &hb.base,
 		     GENIE__MSG_TYPE__MSG_TYPE_HEARTBEAT_ACK,
 		     &genie__heartbeat_ack__descriptor,
@@ -1278,6 +1294,18 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(m2,
 			       "genie_node_plan_latency_seconds{node=\"rt-1\","
 			       "quantile=\"0.5\"}"));
+	/* Kernel times by op: conv2d's median between its 1 and 3 ms. */
+	assert_true(metric(m2, "genie_op_latency_seconds_count{op=\"conv2d\"}") >
+		    metric(m1, "genie_op_latency_seconds_count{op=\"conv2d\"}"));
+	assert_true(metric(m2, "genie_op_latency_seconds_count{op=\"conv2d\"}") ==
+		    2 * metric(m2, "genie_op_latency_seconds_count{op=\"relu\"}"));
+	assert_true(metric(m2, "genie_op_latency_seconds{op=\"conv2d\","
+			       "quantile=\"0.99\"}") > 0.0029);
+	assert_true(metric(m2, "genie_op_latency_seconds{op=\"relu\","
+			       "quantile=\"0.5\"}") < 0.0001);
+	assert_null(strstr(m2, "op=\"bad"));
+	assert_true(metric(m2, "genie_node_utilization_ratio{node=\"rt-2\"}") ==
+		    0.5);
 	if (system("command -v promtool >/dev/null 2>&1") == 0) {
 		snprintf(path, sizeof(path), "%s/metrics.txt", g_dir);
 		f = fopen(path, "w");
