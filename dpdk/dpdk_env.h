@@ -69,6 +69,16 @@ struct gn_dpdk_env_opts {
 	 * then; memif and af_packet ports do not need them.
 	 */
 	bool no_shconf;
+	/*
+	 * rte_eal_init() pins the calling thread to the main lcore's CPUs,
+	 * and every thread it starts later inherits that. Genie drives its
+	 * ports from its own threads (the transport's engine, the threads
+	 * waiting for replies), which must float over the cores the
+	 * process may use: false (the default) gives the calling thread its
+	 * affinity back once the EAL is up. true keeps DPDK's pinning, for
+	 * dedicated lcores on a production NIC.
+	 */
+	bool pin_main_lcore;
 };
 
 /*

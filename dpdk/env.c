@@ -8,6 +8,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,6 +118,7 @@ static int opts_resolve(const struct gn_dpdk_env_opts *in,
 	TAKE(nb_vdevs);
 	TAKE(log_level);
 	TAKE(no_shconf);
+	TAKE(pin_main_lcore);
 #undef TAKE
 #undef FIELD_OK
 	return 0;
@@ -278,6 +281,9 @@ static void args_line(char *const *argv, int argc, char *line, size_t len)
 int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 {
 	int expected = ENV_DOWN, argc, err;
+	struct gn_dpdk_env_opts o;
+	cpu_set_t cpus;
+	bool have_cpus;
 	char line[512];
 
 	if (!__atomic_compare_exchange_n(&g_state, &expected, ENV_STARTING,
@@ -297,6 +303,9 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 	}
 	/* Before rte_eal_init(), whose getopt reorders argv. */
 	args_line(g_argv, argc, line, sizeof(line));
+	(void)opts_resolve(opts, &o); /* checked by build_args above */
+	have_cpus = pthread_getaffinity_np(pthread_self(), sizeof(cpus),
+					   &cpus) == 0;
 	if (rte_eal_init(argc, g_argv) < 0) {
 		err = rte_errno > 0 ? rte_errno : EIO;
 		/*
@@ -317,6 +326,16 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 				    "dpdk: EAL start failed: %s; args: %s",
 				    rte_strerror(err), line);
 	}
+	/*
+	 * Two Genie processes on one host both get lcore 0: pinned, their
+	 * threads would share one CPU and wait for each other's time slices
+	 * (milliseconds a round trip, measured).
+	 */
+	if (!o.pin_main_lcore && have_cpus &&
+	    pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus) != 0)
+		GN_LOG(WARNING, dpdk,
+		       "cannot give the main thread its CPU affinity back; "
+		       "its threads stay on the main lcore's CPUs");
 	snprintf(g_runtime_dir, sizeof(g_runtime_dir), "%s",
 		 rte_eal_get_runtime_dir());
 	__atomic_store_n(&g_state, ENV_UP, __ATOMIC_RELEASE);

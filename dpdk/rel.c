@@ -912,6 +912,18 @@ void gn_rel_tx_done(struct gn_rel_ep *ep, void *tx_ref)
 	report(s, m);
 }
 
+bool gn_rel_busy(const struct gn_rel_ep *ep)
+{
+	for (const struct gn_rel_session *s = ep->sessions; s != NULL;
+	     s = s->next)
+		if (s->state == S_SYN_SENT ||
+		    (s->state == S_UP &&
+		     (s->snd_una != s->snd_next || s->feed != NULL ||
+		      s->in != NULL || s->ack_now || s->ack_due != 0)))
+			return true;
+	return false;
+}
+
 uint64_t gn_rel_poll(struct gn_rel_ep *ep, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;

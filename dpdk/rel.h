@@ -224,6 +224,15 @@ void gn_rel_tx_done(struct gn_rel_ep *ep, void *tx_ref);
  */
 uint64_t gn_rel_poll(struct gn_rel_ep *ep, uint64_t now);
 
+/*
+ * True while traffic flows: some session awaits its handshake's answer,
+ * has packets in flight or waiting to go, a message partly received, or
+ * an ack owed. Whoever drives
+ * the endpoint should keep polling then rather than sleep to the next
+ * deadline (acks would wait, and the peer's window with them).
+ */
+bool gn_rel_busy(const struct gn_rel_ep *ep);
+
 /* Per-session and endpoint counters. */
 struct gn_rel_stats {
 	uint64_t pkts_sent, pkts_received, bytes_sent, bytes_received;

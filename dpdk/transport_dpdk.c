@@ -10,8 +10,12 @@
  * One engine per process (DPDK's EAL is per process): it starts the EAL
  * on first use (no hugepages, no PCI scan, a file prefix of its own),
  * opens the port, and runs one thread that takes received frames into the
- * protocol and drives its timers, polling while traffic flows and sleeping
- * in steps up to 1 ms when it does not. Application threads send under
+ * protocol and drives its timers: it polls (yielding the core between
+ * polls) while traffic flows, that is while packets are in flight, a
+ * message is half received or an ack is owed (gn_rel_busy()), and sleeps
+ * in steps up to 1 ms when nothing does. The EAL leaves this process's
+ * threads unpinned (dpdk_env.h, pin_main_lcore): two Genie processes on
+ * one host would otherwise share CPU 0. Application threads send under
  * the engine's lock. Each connection has a socketpair: the engine writes
  * a byte when a message or the end arrives, so recv can wait in poll()
  * and the runtime's shutdown(conn_fd) wakes it as for TCP.
@@ -23,10 +27,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -107,6 +113,25 @@ static const struct gn_rel_addr k_server = {
 	{0x02, 0x47, 0x4e, 0, 0, 1}, 0x0a4d0001u, 7070};
 static const struct gn_rel_addr k_client = {
 	{0x02, 0x47, 0x4e, 0, 0, 2}, 0x0a4d0002u, 7071};
+
+/*
+ * malloc() for a message buffer. A large one comes fresh from mmap() and
+ * would fault in page by page while packets are copied into it (a few
+ * microseconds each on a VM): ask the kernel to populate it in one call.
+ */
+static void *msg_alloc(size_t len)
+{
+	void *p = malloc(len);
+
+	if (p != NULL && len >= (1u << 20)) {
+		uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+		uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+
+		if (end > a)
+			(void)madvise((void *)a, end - a, MADV_POPULATE_WRITE);
+	}
+	return p;
+}
 
 static void poke(int fd)
 {
@@ -226,7 +251,7 @@ static void *rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
 	    len > GN_FRAME_HDR_SIZE + (uint64_t)e->limits.max_envelope +
 			    e->limits.max_payload)
 		return NULL;
-	return malloc(len);
+	return msg_alloc(len);
 }
 
 static void rx_abort(void *ctx, struct gn_rel_session *s, uint64_t id,
@@ -327,6 +352,8 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 		po.memif_socket = e->t.sock;
 		po.memif_role =
 			e->server ? GN_DPDK_MEMIF_SERVER : GN_DPDK_MEMIF_CLIENT;
+		/* Shared memory has no wire MTU: jumbo frames, 6x fewer. */
+		po.mtu = 9000;
 	}
 	po.tx_done = port_tx_done;
 	po.link_timeout_ms = timeout_ms;
@@ -424,10 +451,17 @@ static void *engine_main(void *arg)
 
 		if (pthread_mutex_trylock(&e->lock) == 0) {
 			n = drive(e, &next);
+			if (n == 0 && gn_rel_busy(e->ep))
+				n = -1; /* traffic in flight: keep polling */
 			pthread_mutex_unlock(&e->lock);
 		}
 		if (n > 0) {
 			idle_us = 0;
+			continue;
+		}
+		if (n < 0) {
+			idle_us = 0;
+			sched_yield(); /* others on this core go first */
 			continue;
 		}
 		idle_us = idle_us ? idle_us * 2 : 1;
@@ -863,7 +897,7 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	(void)timeout_ms;
 	for (int i = 0; i < iovcnt; i++)
 		plen += payload[i].iov_len;
-	buf = malloc(GN_FRAME_HDR_SIZE + env_len + plen);
+	buf = msg_alloc(GN_FRAME_HDR_SIZE + env_len + plen);
 	if (buf == NULL)
 		return gn_error_set(-ENOMEM,
 				    "dpdk: no memory for a %zu-byte "

@@ -7,6 +7,8 @@
  * take buffers out and check that the Genie counts follow.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,6 +90,22 @@ static void test_init_failure_reported(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The thread that started the EAL keeps the CPUs it had (lcores "0"). */
+static cpu_set_t g_cpus_before;
+
+static void test_affinity_kept(void **state)
+{
+	cpu_set_t now;
+
+	(void)state;
+	assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof(now),
+						&now),
+			 0);
+	print_message("CPUs before EAL init %d, after %d\n",
+		      CPU_COUNT(&g_cpus_before), CPU_COUNT(&now));
+	assert_true(CPU_EQUAL(&now, &g_cpus_before));
 }
 
 static void test_double_init(void **state)
@@ -195,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_init_failure_reported),
 	};
 	const struct CMUnitTest with_eal[] = {
+		cmocka_unit_test(test_affinity_kept),
 		cmocka_unit_test(test_double_init),
 		cmocka_unit_test(test_pool_alloc_free),
 		cmocka_unit_test(test_pool_exhaustion),
@@ -211,6 +230,8 @@ int main(void)
 	gn_dpdk_env_opts_init(&o, sizeof(o));
 	o.file_prefix = g_prefix;
 	o.mem_mb = 64;
+	pthread_getaffinity_np(pthread_self(), sizeof(g_cpus_before),
+			       &g_cpus_before);
 	if (gn_dpdk_env_init(&o) != 0) {
 		printf("SKIP: the EAL does not start here without hugepages: "
 		       "%s\n",

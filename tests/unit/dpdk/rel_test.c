@@ -378,9 +378,15 @@ static void transfer(const struct gn_fault_opts *fo, int nmsg, size_t size,
 					     (void *)(uintptr_t)i, 0),
 				 0);
 	}
+	/* Traffic to move: whoever drives A must keep polling. */
+	if (nmsg > 0)
+		assert_true(gn_rel_busy(a.ep));
 	g_want = nmsg;
 	run(&n, all_sent, limit);
 	gn_fault_get_stats(a.link, &fs);
+	/* Everything acked, nothing owed: A may sleep to its deadlines. */
+	if (expect_ok)
+		assert_false(gn_rel_busy(a.ep));
 	for (int i = 0; i < nmsg; i++) {
 		size_t len = size + (size_t)i * 977;
 
