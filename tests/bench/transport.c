@@ -192,12 +192,12 @@ int main(int argc, char **argv)
 	static const size_t def_sizes[] = {4u << 10,  64u << 10, 1u << 20,
 					   16u << 20, 64u << 20, 256u << 20};
 	const char *only = NULL;
-	int quick = 0, json = 0, nsizes = 6, ok = 1;
+	int quick = 0, json = 0, nsizes = 6, ok = 1, sized = 0;
 	size_t sizes[MAX_SIZES];
 	struct result tcp = {0}, dpdk = {0};
 	double mc[MAX_SIZES];
 	char dir[] = "/tmp/genie-bench-tr-XXXXXX", url[256], pf[300];
-	int i64 = 4; /* index of 64 MiB */
+	int i64; /* index of 64 MiB, -1 when not measured */
 
 	memcpy(sizes, def_sizes, sizeof(def_sizes));
 	for (int i = 1; i < argc; i++) {
@@ -207,18 +207,40 @@ int main(int argc, char **argv)
 			json = 1;
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
 			only = argv[++i];
+		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
+			char *list = argv[++i], *end;
+
+			for (nsizes = 0; *list && nsizes < MAX_SIZES;
+			     nsizes++) {
+				sizes[nsizes] = strtoull(list, &end, 10);
+				if (end == list || sizes[nsizes] == 0 ||
+				    (*end != ',' && *end != '\0')) {
+					fprintf(stderr,
+						"transport: --sizes wants "
+						"byte counts separated by "
+						"commas, saw '%s'\n",
+						list);
+					return 2;
+				}
+				list = *end ? end + 1 : end;
+			}
+			sized = 1;
 		} else if (strcmp(argv[i], "--serve") == 0 && i + 2 < argc) {
 			/* internal: the echo child */
 			return serve(argv[i + 1], argv[i + 2]);
 		} else {
 			fprintf(stderr,
 				"usage: transport [--quick] [--json] [--only "
-				"tcp|dpdk]\n");
+				"tcp|dpdk] [--sizes BYTES,BYTES...]\n");
 			return 2;
 		}
 	}
-	if (quick) /* 256 MiB messages only in full runs */
+	if (quick && !sized) /* 256 MiB messages only in full runs */
 		nsizes = 5;
+	i64 = -1;
+	for (int k = 0; k < nsizes; k++)
+		if (sizes[k] == (64u << 20))
+			i64 = k;
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	for (int t = 0; t < 2; t++) {
@@ -293,8 +315,9 @@ int main(int argc, char **argv)
 		       "\"memcpy_gbytes_per_s\": %.3f, \"rtt_p50_us_dpdk\": "
 		       "%.2f, \"rtt_p99_us_dpdk\": %.2f, \"rtt_p50_us_tcp\": "
 		       "%.2f, \"rtt_p99_us_tcp\": %.2f, \"ok\": %s}\n",
-		       quick ? "true" : "false", dpdk.gbps[i64], tcp.gbps[i64],
-		       mc[i64], dpdk.rtt_p50_us, dpdk.rtt_p99_us,
+		       quick ? "true" : "false", i64 < 0 ? 0 : dpdk.gbps[i64],
+		       i64 < 0 ? 0 : tcp.gbps[i64], i64 < 0 ? 0 : mc[i64],
+		       dpdk.rtt_p50_us, dpdk.rtt_p99_us,
 		       tcp.rtt_p50_us, tcp.rtt_p99_us, ok ? "true" : "false");
 	return ok ? 0 : 1;
 }
