@@ -23,7 +23,16 @@ struct msg_out {
 	struct msg_out *next, *prev; /* session's pending list */
 	struct gn_rel_session *s;
 	uint64_t msg_id, len;
-	const uint8_t *buf;
+	/*
+	 * The caller's pieces (empty ones left out) and where each starts
+	 * in the message. A packet that spans pieces is gathered into
+	 * bounce[j * mtu], j the first piece boundary it crosses (one
+	 * packet crosses each boundary); most packets point into a piece.
+	 */
+	struct iovec *iov;
+	uint64_t *at;
+	int niov;
+	uint8_t *bounce;
 	void *cookie;
 	uint32_t pkt_count, next_pkt, acked;
 	uint32_t tx_pending; /* transmissions the layer below still holds */
@@ -241,6 +250,52 @@ static int send_ctl(struct gn_rel_session *s, uint8_t type)
 	return emit(s, &h, NULL, NULL);
 }
 
+/*
+ * Where packet bytes [off, off + len) of m are: inside one piece, or
+ * gathered into the bounce slot of the first boundary they cross.
+ */
+static const uint8_t *pkt_bytes(struct msg_out *m, uint64_t off, uint32_t len,
+				uint32_t mtu)
+{
+	int lo = 0, hi = m->niov - 1;
+	uint8_t *dst;
+	uint64_t left;
+
+	if (len == 0)
+		return NULL;
+	while (lo < hi) { /* the last piece starting at or before off */
+		int mid = (lo + hi + 1) / 2;
+
+		if (m->at[mid] <= off)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if (off + len <= m->at[lo] + m->iov[lo].iov_len)
+		return (const uint8_t *)m->iov[lo].iov_base + (off - m->at[lo]);
+	dst = m->bounce + (size_t)lo * mtu;
+	left = len;
+	for (int j = lo; left > 0; j++) {
+		uint64_t from = off > m->at[j] ? off - m->at[j] : 0;
+		uint64_t n = m->iov[j].iov_len - from;
+
+		if (n > left)
+			n = left;
+		memcpy(dst + (len - left),
+		       (const uint8_t *)m->iov[j].iov_base + from, n);
+		left -= n;
+	}
+	return dst;
+}
+
+static void msg_out_free(struct msg_out *m)
+{
+	free(m->iov);
+	free(m->at);
+	free(m->bounce);
+	free(m);
+}
+
 static int send_pkt(struct gn_rel_session *s, struct slot *sl)
 {
 	struct msg_out *m = sl->m;
@@ -257,7 +312,7 @@ static int send_pkt(struct gn_rel_session *s, struct slot *sl)
 			(uint16_t)(m->len - off < mtu ? m->len - off : mtu),
 	};
 
-	return emit(s, &h, m->buf + off, m);
+	return emit(s, &h, pkt_bytes(m, off, h.payload_len, mtu), m);
 }
 
 static void report(struct gn_rel_session *s, struct msg_out *m)
@@ -281,7 +336,7 @@ static void report(struct gn_rel_session *s, struct msg_out *m)
 		COUNT(s, msgs_sent, 1);
 	if (ep->ops.on_sent)
 		ep->ops.on_sent(ep->ops.ctx, s, m->cookie, m->status);
-	free(m);
+	msg_out_free(m);
 }
 
 static void free_session(struct gn_rel_session *s);
@@ -626,7 +681,7 @@ void gn_rel_ep_destroy(struct gn_rel_ep **epp)
 			struct msg_out *m = s->pending;
 
 			s->pending = m->next;
-			free(m);
+			msg_out_free(m);
 		}
 		free_session(s);
 	}
@@ -663,12 +718,27 @@ int gn_rel_connect(struct gn_rel_ep *ep, const struct gn_rel_addr *peer,
 	return 0;
 }
 
-int gn_rel_send(struct gn_rel_session *s, uint64_t msg_id, const void *buf,
-		uint64_t len, void *cookie, uint64_t now)
+int gn_rel_sendv(struct gn_rel_session *s, uint64_t msg_id,
+		 const struct iovec *iov, int iovcnt, void *cookie,
+		 uint64_t now)
 {
 	uint32_t mtu = s->ep->cfg.mtu_payload;
 	struct msg_out *m;
+	uint64_t len = 0;
 
+	if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
+		return gn_error_set(-EINVAL,
+				    "rel: %d pieces at %p, expected 0 or more "
+				    "pieces",
+				    iovcnt, (const void *)iov);
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len && iov[i].iov_base == NULL)
+			return gn_error_set(-EINVAL,
+					    "rel: piece %d has %zu bytes at "
+					    "NULL",
+					    i, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
 	if (s->state == S_DEAD)
 		return gn_error_set(-ENOTCONN,
 				    "rel: session %016llx is closed (%s)",
@@ -682,10 +752,29 @@ int gn_rel_send(struct gn_rel_session *s, uint64_t msg_id, const void *buf,
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return gn_error_set(-ENOMEM, "rel: out of memory");
+	m->iov = calloc(iovcnt ? (size_t)iovcnt : 1, sizeof(*m->iov));
+	m->at = calloc(iovcnt ? (size_t)iovcnt : 1, sizeof(*m->at));
+	if (m->iov == NULL || m->at == NULL) {
+		msg_out_free(m);
+		return gn_error_set(-ENOMEM, "rel: out of memory");
+	}
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len == 0)
+			continue;
+		m->iov[m->niov] = iov[i];
+		m->at[m->niov] = m->len;
+		m->len += iov[i].iov_len;
+		m->niov++;
+	}
+	if (m->niov > 1) {
+		m->bounce = malloc((size_t)(m->niov - 1) * mtu);
+		if (m->bounce == NULL) {
+			msg_out_free(m);
+			return gn_error_set(-ENOMEM, "rel: out of memory");
+		}
+	}
 	m->s = s;
 	m->msg_id = msg_id;
-	m->buf = buf;
-	m->len = len;
 	m->cookie = cookie;
 	m->status = 1;
 	m->pkt_count = len ? (uint32_t)((len + mtu - 1) / mtu) : 1;
@@ -699,6 +788,17 @@ int gn_rel_send(struct gn_rel_session *s, uint64_t msg_id, const void *buf,
 		s->feed = m;
 	pump(s, now, false);
 	return 0;
+}
+
+int gn_rel_send(struct gn_rel_session *s, uint64_t msg_id, const void *buf,
+		uint64_t len, void *cookie, uint64_t now)
+{
+	struct iovec iov = {(void *)(uintptr_t)buf, (size_t)len};
+
+	if (len > SIZE_MAX)
+		return gn_error_set(-EMSGSIZE, "rel: message of %llu bytes",
+				    (unsigned long long)len);
+	return gn_rel_sendv(s, msg_id, &iov, len ? 1 : 0, cookie, now);
 }
 
 void gn_rel_close(struct gn_rel_session *s, uint64_t now)

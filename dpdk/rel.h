@@ -34,6 +34,7 @@
 #define GN_DPDK_REL_H
 
 #include <stdbool.h>
+#include <sys/uio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -207,6 +208,17 @@ int gn_rel_connect(struct gn_rel_ep *ep, const struct gn_rel_addr *peer,
  */
 int gn_rel_send(struct gn_rel_session *s, uint64_t msg_id, const void *buf,
 		uint64_t len, void *cookie, uint64_t now);
+
+/*
+ * The same for a message made of `iovcnt` pieces (their concatenation).
+ * Packets point into the pieces where a packet lies within one; the few
+ * that span two are gathered into a buffer of the message's own. The
+ * pieces must stay unchanged until on_sent(cookie). -EINVAL for a
+ * negative count or a piece with bytes at NULL.
+ */
+int gn_rel_sendv(struct gn_rel_session *s, uint64_t msg_id,
+		 const struct iovec *iov, int iovcnt, void *cookie,
+		 uint64_t now);
 
 /* Close: FIN to the peer, pending messages fail with -ECONNABORTED. */
 void gn_rel_close(struct gn_rel_session *s, uint64_t now);

@@ -54,6 +54,8 @@ GN_LOG_REGISTER(dpdk_transport)
 #define ACCEPT_MAX 64
 /* The engine's nap while traffic flows but nothing arrived. */
 #define BUSY_NAP_US 20
+/* Payloads sent from the caller's buffers, the send waiting for the ack. */
+#define SEND_ZC_MIN (256u << 10)
 
 struct dpdk_conn {
 	struct gn_conn base; /* first: the generic code casts */
@@ -300,13 +302,31 @@ static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
 	poke(c->fds[1]);
 }
 
+/*
+ * What a sent message's cookie points to, at the start of the buffer that
+ * holds the message (gathered) or its frame header and envelope (payload
+ * sent from the caller's buffers, the sender waiting for on_sent).
+ */
+struct send_ctx {
+	bool wait; /* a sender waits for the end and frees the buffer */
+	bool done;
+	int status;
+};
+
 static void on_sent(void *ctx, struct gn_rel_session *s, void *cookie,
 		    int status)
 {
+	struct send_ctx *sc = cookie;
+
 	(void)ctx;
 	(void)s;
-	(void)status; /* a failure closes the session: recv reports it */
-	free(cookie);
+	if (!sc->wait) {
+		/* A failure closes the session: recv reports it. */
+		free(sc);
+		return;
+	}
+	sc->status = status;
+	sc->done = true;
 }
 
 static void on_closed(void *ctx, struct gn_rel_session *s, int status)
@@ -893,45 +913,115 @@ static int dpdk_connect(const char *addr, const struct gn_transport_opts *opts,
 	return 0;
 }
 
+/*
+ * Drive the port until the message behind `sc` is acked or failed; past
+ * the deadline the session is closed (the stream is out of step, as a TCP
+ * send that timed out halfway) and the wait goes on until the protocol
+ * lets go of the caller's buffers, which for memif and af_packet is at
+ * once. Returns the message's status.
+ */
+static int wait_sent(struct dpdk_conn *c, struct send_ctx *sc, int timeout_ms)
+{
+	uint64_t start = gn_clock_ns();
+	bool closed_it = false;
+
+	for (;;) {
+		uint64_t next, now;
+		int n = 0;
+		bool done;
+
+		pthread_mutex_lock(&c->e->lock);
+		if (c->e->port != NULL)
+			n = drive(c->e, &next);
+		done = sc->done;
+		now = gn_clock_ns();
+		if (!done && !closed_it && timeout_ms >= 0 &&
+		    now - start >= (uint64_t)timeout_ms * 1000000ull) {
+			closed_it = true;
+			if (c->s != NULL)
+				gn_rel_close(c->s, now);
+		}
+		pthread_mutex_unlock(&c->e->lock);
+		if (done)
+			break;
+		if (n == 0)
+			sleep_us(BUSY_NAP_US);
+	}
+	if (closed_it && sc->status != 0)
+		return gn_error_set(-ETIMEDOUT,
+				    "dpdk: %s: message not acked within %d "
+				    "ms; the session is closed",
+				    c->base.peer, timeout_ms);
+	if (sc->status != 0)
+		return gn_error_set(sc->status, "dpdk: %s: send failed: %s",
+				    c->base.peer, gn_strerror(sc->status));
+	return 0;
+}
+
 static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 		     const struct iovec *payload, int iovcnt, int timeout_ms)
 {
 	struct dpdk_conn *c = (struct dpdk_conn *)gc;
-	size_t plen = 0, off;
+	struct iovec iov[1 + GN_STREAM_MAX_PIECES];
+	size_t plen = 0, off, head;
+	struct send_ctx *sc;
 	uint8_t *buf;
-	int rc;
+	bool zc;
+	int rc, n = 1;
 
-	(void)timeout_ms;
+	if (iovcnt < 0 || iovcnt > GN_STREAM_MAX_PIECES)
+		return gn_error_set(-EINVAL,
+				    "dpdk: %d payload pieces, at most %d",
+				    iovcnt, GN_STREAM_MAX_PIECES);
 	for (int i = 0; i < iovcnt; i++)
 		plen += payload[i].iov_len;
-	buf = msg_alloc(GN_FRAME_HDR_SIZE + env_len + plen);
+	/*
+	 * Large payloads go from the caller's buffers (no gather copy), and
+	 * the call returns once they are acked; smaller ones are gathered
+	 * with the header so the call returns at once.
+	 */
+	zc = plen >= SEND_ZC_MIN;
+	head = sizeof(*sc) + GN_FRAME_HDR_SIZE + env_len;
+	buf = msg_alloc(head + (zc ? 0 : plen));
 	if (buf == NULL)
 		return gn_error_set(-ENOMEM,
 				    "dpdk: no memory for a %zu-byte "
 				    "message",
 				    env_len + plen);
-	gn_frame_hdr_encode(buf, (uint32_t)env_len, plen);
-	memcpy(buf + GN_FRAME_HDR_SIZE, env, env_len);
-	off = GN_FRAME_HDR_SIZE + env_len;
+	sc = (struct send_ctx *)buf;
+	*sc = (struct send_ctx){.wait = zc};
+	gn_frame_hdr_encode(buf + sizeof(*sc), (uint32_t)env_len, plen);
+	memcpy(buf + sizeof(*sc) + GN_FRAME_HDR_SIZE, env, env_len);
+	off = head;
 	for (int i = 0; i < iovcnt; i++) {
-		if (payload[i].iov_len)
+		if (zc)
+			iov[n++] = payload[i];
+		else if (payload[i].iov_len)
 			memcpy(buf + off, payload[i].iov_base,
 			       payload[i].iov_len);
 		off += payload[i].iov_len;
 	}
+	iov[0] = (struct iovec){buf + sizeof(*sc),
+				zc ? head - sizeof(*sc) : off - sizeof(*sc)};
 	pthread_mutex_lock(&c->e->lock);
 	if (c->closed || c->s == NULL)
 		rc = gn_error_set(-ECONNRESET, "dpdk: %s: session closed",
 				  c->base.peer);
 	else
-		rc = gn_rel_send(c->s, c->next_id++, buf, off, buf,
-				 gn_clock_ns());
+		rc = gn_rel_sendv(c->s, c->next_id++, iov, n, sc,
+				  gn_clock_ns());
 	pthread_mutex_unlock(&c->e->lock);
 	if (rc != 0) {
 		free(buf);
 		return rc;
 	}
-	c->base.stats.bytes_sent += off;
+	if (zc) {
+		rc = wait_sent(c, sc, timeout_ms);
+		free(buf);
+		if (rc != 0)
+			return rc;
+	}
+	c->base.stats.bytes_sent += off - sizeof(*sc);
 	c->base.stats.msgs_sent++;
 	return 0;
 }

@@ -222,6 +222,7 @@ static void run_exchange(uint32_t mtu, uint32_t frames, bool copy)
 	args[a++] = max_s;
 	args[a++] = "--fin";
 	args[a++] = "wait";
+	args[a++] = "--linger"; /* until we have read our counters */
 	if (copy)
 		args[a++] = "--copy";
 	args[a] = NULL;
@@ -242,6 +243,7 @@ static void run_exchange(uint32_t mtu, uint32_t frames, bool copy)
 	xchg_print("server", port, &xr);
 	/* Counters first: memif forgets its own once the peer leaves. */
 	check_stats(port, &xr);
+	kill(g_peers[i], SIGTERM);
 	status = wait_peer(i, 20000);
 	show_file(out);
 	assert_int_equal(rc, 0);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
 		{"fin", 1, NULL, 'f'},	    {"copy", 0, NULL, 'c'},
 		{"mode", 1, NULL, 'o'},	    {"timeout-ms", 1, NULL, 't'},
 		{"idle-ms", 1, NULL, 'd'},  {"lcores", 1, NULL, 'l'},
-		{"ring", 1, NULL, 'g'},	    {"peer-max-size", 1, NULL, 'X'},
+		{"ring", 1, NULL, 'g'},	    {"linger", 0, NULL, 'L'},	    {"peer-max-size", 1, NULL, 'X'},
 		{NULL, 0, NULL, 0},
 	};
 	struct gn_dpdk_env_opts eo;
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 	struct xchg_opts xo;
 	struct xchg_result xr;
 	const char *mode = "exchange", *who = "peer";
+	bool linger = false;
 	int c, rc;
 
 	gn_dpdk_env_opts_init(&eo, sizeof(eo));
@@ -86,6 +88,7 @@ int main(int argc, char **argv)
 			xo.wait_fin = strcmp(optarg, "wait") == 0;
 			break;
 		case 'c': po.tx_copy_only = true; break;
+		case 'L': linger = true; break;
 		case 'o': mode = optarg; break;
 		case 't': xo.timeout_ms = (uint32_t)atoi(optarg); break;
 		case 'd': xo.idle_ms = (uint32_t)atoi(optarg); break;
@@ -99,6 +102,13 @@ int main(int argc, char **argv)
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (linger) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
 	rc = gn_dpdk_env_init(&eo);
 	if (rc != 0) {
 		fprintf(stderr, "%s: EAL: %s\n", who, gn_last_error());
@@ -120,6 +130,18 @@ int main(int argc, char **argv)
 	} else {
 		rc = xchg_run(port, &xo, &xr);
 		xchg_print(who, port, &xr);
+		/*
+		 * --linger: keep the link up until SIGTERM, so the other end
+		 * reads its device counters before memif resets them.
+		 */
+		if (linger) {
+			sigset_t set;
+			int sig;
+
+			sigemptyset(&set);
+			sigaddset(&set, SIGTERM);
+			sigwait(&set, &sig);
+		}
 		if (rc == 0 && (xr.bad || xr.out_of_order || xr.done_missing ||
 				xr.done_twice))
 			rc = -EPROTO;

@@ -52,6 +52,8 @@ struct side {
 	/* sent messages, and their buffers */
 	const uint8_t *src[MAXMSG];
 	uint64_t src_len[MAXMSG];
+	uint8_t *pieces[MAXMSG * 16]; /* sendv's buffers, freed at the end */
+	int npieces;
 	int sent_status[MAXMSG];
 	int sent_done[MAXMSG];
 	int closed, closed_status;
@@ -200,6 +202,8 @@ static void side_fini(struct side *sd)
 	gn_fault_destroy(&sd->link);
 	for (int i = 0; i < MAXMSG; i++)
 		free(sd->rx_buf[i]);
+	for (int i = 0; i < sd->npieces; i++)
+		free(sd->pieces[i]);
 	free(sd->held);
 }
 
@@ -348,8 +352,61 @@ static void test_header_and_frames(void **state)
  * A runs `nmsg` messages of `size` bytes (pattern by id) to B through
  * links with `fo`; returns when all are acked or after `limit` ns.
  */
+/*
+ * Send message i as `pieces` separate buffers (gn_rel_sendv): cut at
+ * uneven points, one piece of a single byte and an empty one among them.
+ * 0: one buffer through gn_rel_send(). Frees what it made.
+ */
+static void send_msg(struct side *a, int i, const uint8_t *src, size_t len,
+		     int pieces)
+{
+	struct iovec iov[16];
+	uint8_t *copy[16] = {0};
+	size_t cut[17];
+	int n = 0;
+
+	if (pieces == 0) {
+		assert_int_equal(gn_rel_send(a->s, (uint64_t)i, src, len,
+					     (void *)(uintptr_t)i, 0),
+				 0);
+		return;
+	}
+	assert_true(pieces >= 3 && pieces <= 15);
+	cut[0] = 0;
+	for (int k = 1; k < pieces; k++) {
+		size_t c = len / (size_t)pieces * (size_t)k + (size_t)(k * 37);
+
+		if (c > len)
+			c = len;
+		if (c < cut[k - 1])
+			c = cut[k - 1];
+		cut[k] = c;
+	}
+	cut[pieces] = len;
+	if (len > 2) /* piece 1 holds one byte, piece 2 none */
+		cut[1] = 1, cut[2] = cut[2] > 1 ? 1 : cut[2];
+	for (int k = 0; k < pieces; k++) {
+		size_t plen = cut[k + 1] > cut[k] ? cut[k + 1] - cut[k] : 0;
+
+		if (cut[k + 1] < cut[k])
+			cut[k + 1] = cut[k];
+		copy[n] = malloc(plen ? plen : 1);
+		memcpy(copy[n], src + cut[k], plen);
+		iov[n].iov_base = copy[n];
+		iov[n].iov_len = plen;
+		n++;
+	}
+	a->src[i] = NULL; /* the pieces are not one range */
+	assert_int_equal(gn_rel_sendv(a->s, (uint64_t)i, iov, n,
+				      (void *)(uintptr_t)i, 0),
+			 0);
+	/* Kept by the caller until on_sent: leak them to the test's end. */
+	for (int k = 0; k < n; k++)
+		a->pieces[a->npieces++] = copy[k];
+}
+
 static void transfer(const struct gn_fault_opts *fo, int nmsg, size_t size,
-		     uint64_t limit, int defer, int expect_ok)
+		     uint64_t limit, int defer, int expect_ok, int pieces)
 {
 	struct net n = {.defer_tx_done = defer};
 	struct side a, b;
@@ -374,9 +431,7 @@ static void transfer(const struct gn_fault_opts *fo, int nmsg, size_t size,
 				(uint8_t)(k * 31 + (size_t)i * 7 + (k >> 13));
 		a.src[i] = src[i];
 		a.src_len[i] = len;
-		assert_int_equal(gn_rel_send(a.s, (uint64_t)i, src[i], len,
-					     (void *)(uintptr_t)i, 0),
-				 0);
+		send_msg(&a, i, src[i], len, pieces);
 	}
 	/* Traffic to move: whoever drives A must keep polling. */
 	if (nmsg > 0)
@@ -441,9 +496,27 @@ static void test_clean_link(void **state)
 	gn_fault_opts_init(&fo, sizeof(fo));
 	fo.delay_ns = 5000;
 	/* Empty, one byte, one packet, a few, and a large message. */
-	transfer(&fo, 4, 0, 1000000000ull, 0, 1);
-	transfer(&fo, 3, 1, 1000000000ull, 0, 1);
-	transfer(&fo, 2, 32u << 20, 10000000000ull, 0, 1);
+	transfer(&fo, 4, 0, 1000000000ull, 0, 1, 0);
+	transfer(&fo, 3, 1, 1000000000ull, 0, 1, 0);
+	transfer(&fo, 2, 32u << 20, 10000000000ull, 0, 1, 0);
+	/* The same from scattered pieces (gn_rel_sendv). */
+	transfer(&fo, 3, 100000, 1000000000ull, 0, 1, 7);
+	transfer(&fo, 2, 4u << 20, 10000000000ull, 1, 1, 15);
+}
+
+/* Scattered pieces under loss, reordering, duplication, late tx_done. */
+static void test_pieces_under_loss(void **state)
+{
+	struct gn_fault_opts fo;
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.seed = 21;
+	fo.delay_ns = 20000;
+	fo.drop = 0.05;
+	fo.reorder = 0.05;
+	fo.dup = 0.02;
+	transfer(&fo, 6, 1u << 20, 120000000000ull, 1, 1, 9);
 }
 
 static void test_loss_reorder_duplication(void **state)
@@ -474,7 +547,7 @@ static void test_loss_reorder_duplication(void **state)
 		fo.reorder = mixes[i].reorder;
 		fo.burst_every_ns = mixes[i].burst_every;
 		fo.burst_len_ns = mixes[i].burst_len;
-		transfer(&fo, 8, 2u << 20, 120000000000ull, 0, 1);
+		transfer(&fo, 8, 2u << 20, 120000000000ull, 0, 1, 0);
 	}
 }
 
@@ -489,7 +562,7 @@ static void test_256mib_under_loss(void **state)
 	fo.drop = 0.05;
 	fo.reorder = 0.02;
 	fo.dup = 0.01;
-	transfer(&fo, 1, 256u << 20, 600000000000ull, 1, 1);
+	transfer(&fo, 1, 256u << 20, 600000000000ull, 1, 1, 0);
 }
 
 static void test_total_loss_fails_within_retry_limit(void **state)
@@ -503,7 +576,7 @@ static void test_total_loss_fails_within_retry_limit(void **state)
 	(void)state;
 	gn_fault_opts_init(&fo, sizeof(fo));
 	fo.drop = 1.0;
-	transfer(&fo, 2, 3000, 600000000000ull, 0, 0);
+	transfer(&fo, 2, 3000, 600000000000ull, 0, 0, 0);
 
 	/* Established first, then the link dies: messages fail too. */
 	gn_fault_opts_init(&fo, sizeof(fo));
@@ -619,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_header_and_frames),
 		cmocka_unit_test(test_clean_link),
 		cmocka_unit_test(test_loss_reorder_duplication),
+		cmocka_unit_test(test_pieces_under_loss),
 		cmocka_unit_test(test_256mib_under_loss),
 		cmocka_unit_test(test_total_loss_fails_within_retry_limit),
 		cmocka_unit_test(test_strays_and_refusals),
