@@ -21,8 +21,10 @@
  * and the runtime's shutdown(conn_fd) wakes it as for TCP.
  *
  * A message is sent as one rel message holding the usual 24-byte frame
- * header, the envelope and the payload (gathered with one copy; the rel
- * layer itself copies nothing).
+ * header, the envelope and the payload. Payloads under SEND_ZC_MIN are
+ * gathered behind the header with one copy and the send returns at once;
+ * larger ones go from the caller's buffers (gn_rel_sendv()) and the send
+ * drives the port until they are acked.
  */
 #include <errno.h>
 #include <poll.h>
