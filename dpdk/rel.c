@@ -15,6 +15,7 @@
 #define SLOTS 4096   /* in-flight ring; window is capped below it */
 #define RCV_WIN 4096 /* receive bitmap; rx_credits is capped below it */
 #define HASH_BUCKETS 1024
+#define RTT_BUCKETS 168 /* up to 2^42 ns, 4 buckets an octave */
 #define ACK_EVERY 16 /* packets received before an ack goes at once */
 
 enum state { S_SYN_SENT, S_UP, S_DEAD };
@@ -79,6 +80,9 @@ struct gn_rel_session {
 	struct msg_out *pending_tail;
 	struct msg_out *feed; /* first message with unsent packets */
 	uint64_t srtt, rttvar, rto;
+	/* RTT samples by size: 4 buckets an octave (see rtt_bucket()). */
+	uint32_t rtt_hist[RTT_BUCKETS];
+	uint64_t rtt_samples;
 	uint64_t syn_at;
 	uint32_t syn_retries;
 	uint32_t nresend; /* slots flagged for resend */
@@ -106,6 +110,53 @@ struct gn_rel_ep {
 };
 
 /* ---- helpers ------------------------------------------------------------- */
+
+/*
+ * RTT histogram buckets: 4 an octave (a quarter octave is 19%, so a
+ * quantile read from a bucket's middle is within about 10%). Bucket
+ * 4e + k holds values whose leading bit is bit e and whose next two bits
+ * are k; values under 4 ns share the first buckets.
+ */
+static unsigned rtt_bucket(uint64_t ns)
+{
+	unsigned e, k, b;
+
+	if (ns < 4)
+		return (unsigned)ns;
+	e = 63u - (unsigned)__builtin_clzll(ns);
+	k = (unsigned)(ns >> (e - 2)) & 3u;
+	b = 4 * e + k;
+	return b < RTT_BUCKETS ? b : RTT_BUCKETS - 1;
+}
+
+/* The middle of bucket b, in ns. */
+static uint64_t rtt_bucket_mid(unsigned b)
+{
+	unsigned e = b / 4, k = b % 4;
+	uint64_t lo, width;
+
+	if (b < 8)
+		return b; /* exact below 8 ns, near enough */
+	lo = (uint64_t)(4 + k) << (e - 2);
+	width = (uint64_t)1 << (e - 2);
+	return lo + width / 2;
+}
+
+/* The q-quantile (0..1) of the session's RTT samples; 0 without any. */
+static uint64_t rtt_quantile(const struct gn_rel_session *s, double q)
+{
+	uint64_t rank, seen = 0;
+
+	if (s->rtt_samples == 0)
+		return 0;
+	rank = (uint64_t)(q * (double)(s->rtt_samples - 1));
+	for (unsigned b = 0; b < RTT_BUCKETS; b++) {
+		seen += s->rtt_hist[b];
+		if (seen > rank)
+			return rtt_bucket_mid(b);
+	}
+	return rtt_bucket_mid(RTT_BUCKETS - 1);
+}
 
 void gn_rel_config_init(struct gn_rel_config *c, size_t opts_size)
 {
@@ -384,6 +435,8 @@ static void ack_one(struct gn_rel_session *s, uint32_t seq, uint64_t now)
 	if (sl->retries == 0 && now >= sl->sent_at) {
 		uint64_t r = now - sl->sent_at;
 
+		s->rtt_hist[rtt_bucket(r)]++;
+		s->rtt_samples++;
 		if (s->srtt == 0) {
 			s->srtt = r;
 			s->rttvar = r / 2;
@@ -1089,6 +1142,10 @@ void gn_rel_session_stats(const struct gn_rel_session *s,
 	*st = s->st;
 	st->srtt_ns = s->srtt;
 	st->rto_ns = s->rto;
+	st->rtt_samples = s->rtt_samples;
+	st->rtt_p50_ns = rtt_quantile(s, 0.50);
+	st->rtt_p90_ns = rtt_quantile(s, 0.90);
+	st->rtt_p99_ns = rtt_quantile(s, 0.99);
 }
 
 void gn_rel_ep_stats(const struct gn_rel_ep *ep, struct gn_rel_stats *st)

@@ -253,6 +253,12 @@ struct gn_rel_stats {
 	uint64_t msgs_sent, msgs_received;
 	uint64_t bad_frames, stray_frames, csum_errors, refused_msgs;
 	uint64_t srtt_ns, rto_ns;
+	/*
+	 * Per session only: round trips of packets acked on their first
+	 * transmission (a fixed histogram, about 10% resolution), and how
+	 * many were measured.
+	 */
+	uint64_t rtt_samples, rtt_p50_ns, rtt_p90_ns, rtt_p99_ns;
 };
 
 void gn_rel_session_stats(const struct gn_rel_session *s,

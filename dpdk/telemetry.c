@@ -7,7 +7,8 @@
  *                              retransmits, duplicates, bad and stray
  *                              frames, smoothed RTT of the last session)
  *   /genie/transport/sessions  one entry per session: state, packets,
- *                              bytes, retransmits, srtt_ns, rto_ns
+ *                              bytes, retransmits, srtt_ns, rto_ns,
+ *                              rtt_samples, rtt_p50_ns/p90/p99
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -73,6 +74,10 @@ static void one_session(void *ctx, uint64_t id, int up,
 	put_stats(s, st);
 	rte_tel_data_add_dict_u64(s, "srtt_ns", st->srtt_ns);
 	rte_tel_data_add_dict_u64(s, "rto_ns", st->rto_ns);
+	rte_tel_data_add_dict_u64(s, "rtt_samples", st->rtt_samples);
+	rte_tel_data_add_dict_u64(s, "rtt_p50_ns", st->rtt_p50_ns);
+	rte_tel_data_add_dict_u64(s, "rtt_p90_ns", st->rtt_p90_ns);
+	rte_tel_data_add_dict_u64(s, "rtt_p99_ns", st->rtt_p99_ns);
 	snprintf(key, sizeof(key), "%016" PRIx64, id);
 	if (rte_tel_data_add_dict_container(c->d, key, s, 0) != 0)
 		rte_tel_data_free(s);

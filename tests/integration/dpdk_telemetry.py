@@ -64,7 +64,11 @@ def main():
               stats["target"] == "dpdk://memif:" + sock and
               stats["bytes_received"] >= 64 << 20 and
               stats["bytes_sent"] >= 64 << 20 and
-              stats["msgs_received"] >= 2 and stats["bad_frames"] == 0)
+              stats["msgs_received"] >= 2 and stats["bad_frames"] == 0 and
+              # RTT quantiles of the session, from its own acks
+              any(v.get("rtt_samples", 0) > 0 and
+                  0 < v["rtt_p50_ns"] <= v["rtt_p90_ns"] <= v["rtt_p99_ns"]
+                  for v in seen.values()))
         print("ok" if ok else "FAIL")
         rc = 0 if ok else 1
     finally:

@@ -458,6 +458,23 @@ static void transfer(const struct gn_fault_opts *fo, int nmsg, size_t size,
 		if (len && memcmp(src[i], b.rx_buf[i], len) != 0)
 			fail_msg("message %d of %zu bytes differs", i, len);
 	}
+	if (expect_ok && a.s != NULL && fo->delay_ns > 0) {
+		struct gn_rel_stats ss;
+
+		/* Round trips: at least the link's delay there and back. */
+		gn_rel_session_stats(a.s, &ss);
+		print_message("  rtt p50 %llu p90 %llu p99 %llu ns over %llu "
+			      "samples (link delay %llu ns each way)\n",
+			      (unsigned long long)ss.rtt_p50_ns,
+			      (unsigned long long)ss.rtt_p90_ns,
+			      (unsigned long long)ss.rtt_p99_ns,
+			      (unsigned long long)ss.rtt_samples,
+			      (unsigned long long)fo->delay_ns);
+		assert_true(ss.rtt_samples > 0);
+		assert_true(ss.rtt_p50_ns <= ss.rtt_p90_ns);
+		assert_true(ss.rtt_p90_ns <= ss.rtt_p99_ns);
+		assert_true(ss.rtt_p50_ns * 10 >= 2 * fo->delay_ns * 9);
+	}
 	if (expect_ok) {
 		gn_rel_ep_stats(a.ep, &st);
 		print_message(
