@@ -215,6 +215,7 @@ static int coord_place(struct gn_session *s, const struct gn_session_opts *o,
 	req.tenant = (char *)(o->tenant ? o->tenant : "");
 	req.priority = o->priority;
 	req.device_kind = (char *)(o->device_kind ? o->device_kind : "");
+	req.transport = (char *)(o->transport ? o->transport : "");
 	rc = gn_coord_call(s->coord, GENIE__MSG_TYPE__MSG_TYPE_PLACE, &req.base,
 			   GENIE__MSG_TYPE__MSG_TYPE_PLACE_REPLY,
 			   &genie__place_reply__descriptor,

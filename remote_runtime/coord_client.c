@@ -114,9 +114,12 @@ static int do_register(struct gn_coord_client *c, struct gn_coord_conn *cc)
 {
 	Genie__RegisterNode r = GENIE__REGISTER_NODE__INIT;
 	Genie__Device dev = GENIE__DEVICE__INIT;
-	Genie__DataPlane dp = GENIE__DATA_PLANE__INIT;
+	Genie__DataPlane dp[GN_SERVER_MAX_LISTENERS];
+	Genie__DataPlane *dps[GN_SERVER_MAX_LISTENERS];
+	char urls[GN_SERVER_MAX_LISTENERS][300];
 	Genie__Device *devs[1] = {&dev};
-	Genie__DataPlane *dps[1] = {&dp};
+	bool advertised = false;
+	int ndp = gn_server_nlisteners(c->srv);
 	const char *backend = gn_server_backend(c->srv);
 	char *backends[1] = {(char *)backend};
 	Genie__RegisterNode__LabelsEntry lab[GN_COORD_MAX_LABELS];
@@ -136,14 +139,35 @@ static int do_register(struct gn_coord_client *c, struct gn_coord_conn *cc)
 	dev.name = strcmp(backend, "cpu") == 0 ? "host CPU, oneDNN"
 					       : (char *)backend;
 	dev.memory_bytes = c->memory_bytes;
-	dp.kind = "tcp";
-	dp.address = c->advertise;
+	/*
+	 * One data plane per listener, named by its scheme; --advertise
+	 * replaces the address of the first listener of its scheme (a
+	 * runtime behind NAT, or listening on 0.0.0.0).
+	 */
+	for (int i = 0; i < ndp; i++) {
+		const char *scheme;
+		size_t sl;
+
+		genie__data_plane__init(&dp[i]);
+		gn_server_listener_url(c->srv, i, urls[i], sizeof(urls[i]),
+				       &scheme);
+		sl = strlen(scheme);
+		dp[i].kind = (char *)scheme;
+		dp[i].address = urls[i];
+		if (!advertised && c->advertise[0] != '\0' &&
+		    strncmp(c->advertise, scheme, sl) == 0 &&
+		    strncmp(c->advertise + sl, "://", 3) == 0) {
+			dp[i].address = c->advertise;
+			advertised = true;
+		}
+		dps[i] = &dp[i];
+	}
 	r.node_id = c->node_id;
 	r.n_devices = 1;
 	r.devices = devs;
 	r.n_backends = 1;
 	r.backends = backends;
-	r.n_data_planes = 1;
+	r.n_data_planes = (size_t)ndp;
 	r.data_planes = dps;
 	rc = gn_coord_call(cc, GENIE__MSG_TYPE__MSG_TYPE_REGISTER, &r.base,
 			   GENIE__MSG_TYPE__MSG_TYPE_REGISTER_ACK,
@@ -291,7 +315,9 @@ static void *coord_thread(void *arg)
 			GN_LOG(NOTICE, coordclient,
 			       "registered as '%s' with coordinator %s "
 			       "(advertising %s, heartbeat every %u ms)",
-			       c->node_id, cc->addr, c->advertise,
+			       c->node_id, cc->addr,
+			       c->advertise[0] ? c->advertise
+					       : "its listen addresses",
 			       c->interval_ms);
 			backoff = BACKOFF_MIN_MS;
 			last_rc = 0;
@@ -402,21 +428,30 @@ gn_coord_client_start(struct gn_server *srv,
 		}
 		snprintf(c->node_id, sizeof(c->node_id), "%s", o.node_id);
 	} else {
-		const char *colon = strrchr(gn_server_addr(srv), ':');
+		/* HOSTNAME-PORT of the first tcp:// listener, else -SCHEME. */
+		const char *suffix = NULL, *scheme, *colon;
+		char u[300];
 
+		for (int i = 0; i < gn_server_nlisteners(srv) && !suffix; i++)
+			if (gn_server_listener_url(srv, i, u, sizeof(u),
+						   &scheme) &&
+			    strcmp(scheme, "tcp") == 0 &&
+			    (colon = strrchr(u, ':')) != NULL)
+				suffix = colon + 1;
+		if (suffix == NULL) {
+			gn_server_listener_url(srv, 0, u, sizeof(u), &scheme);
+			suffix = scheme;
+		}
 		if (gethostname(host, sizeof(host)) != 0)
 			snprintf(host, sizeof(host), "runtime");
 		host[sizeof(host) - 1] = '\0';
 		snprintf(c->node_id, sizeof(c->node_id), "%s-%s", host,
-			 colon ? colon + 1 : "0");
+			 suffix);
 	}
 	if (o.advertise != NULL && *o.advertise != '\0')
 		snprintf(c->advertise, sizeof(c->advertise), "%s%s",
 			 strstr(o.advertise, "://") ? "" : "tcp://",
 			 o.advertise);
-	else
-		snprintf(c->advertise, sizeof(c->advertise), "tcp://%s",
-			 gn_server_addr(srv));
 	c->memory_bytes = o.memory_bytes ? o.memory_bytes
 			  : gn_server_memory_limit(srv)
 				  ? gn_server_memory_limit(srv)

@@ -30,7 +30,10 @@ static void usage(FILE *f)
 		"usage: genie-runtime [options]\n"
 		"  --listen URL      where to listen (default "
 		"tcp://127.0.0.1:7070;\n"
-		"                    port 0 picks a free one)\n"
+		"                    port 0 picks a free one); repeat it to "
+		"serve\n"
+		"                    several at once, e.g. tcp:// and "
+		"dpdk://memif:SOCK\n"
 		"  --backend NAME    auto (default: cuda if a GPU is visible, "
 		"else cpu),\n"
 		"                    cpu or cuda\n"
@@ -59,7 +62,8 @@ static void usage(FILE *f)
 		"  --node-id ID      this node's stable id at the coordinator\n"
 		"                    (default: HOSTNAME-PORT)\n"
 		"  --advertise TARGET  data-plane target clients should use\n"
-		"                    (default: the listen address)\n"
+		"                    instead of the listener of its scheme\n"
+		"                    (default: the listen addresses)\n"
 		"  --tls-ca FILE     talk TLS to the coordinator, verifying it "
 		"against\n"
 		"                    this CA (default: $GENIE_TLS_CA)\n"
@@ -114,6 +118,9 @@ int main(int argc, char **argv)
 	const char *labels[32];
 	int n_labels = 0;
 	const char *port_file = NULL;
+	const char *listens[GN_SERVER_MAX_LISTENERS];
+	char urls[GN_SERVER_MAX_LISTENERS][256];
+	int n_listens = 0;
 	char threads[24];
 	struct sigaction sa;
 	uint64_t v;
@@ -123,7 +130,16 @@ int main(int argc, char **argv)
 	gn_coord_client_opts_init(&co, sizeof(co));
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': opts.listen = optarg; break;
+		case 'l':
+			if (n_listens == GN_SERVER_MAX_LISTENERS) {
+				fprintf(stderr,
+					"genie-runtime: --listen given more "
+					"than %d times\n",
+					GN_SERVER_MAX_LISTENERS);
+				return 2;
+			}
+			listens[n_listens++] = optarg;
+			break;
 		case 'b': opts.backend = optarg; break;
 		case 'n': opts.name = optarg; break;
 		case 'm':
@@ -213,11 +229,17 @@ int main(int argc, char **argv)
 		explicit_bzero(&secret, sizeof(secret));
 	}
 	/* A bare HOST:PORT means TCP, the transport every build has. */
-	char url[256];
-	if (strstr(opts.listen, "://") == NULL) {
-		snprintf(url, sizeof(url), "tcp://%s", opts.listen);
-		opts.listen = url;
+	if (n_listens == 0)
+		listens[n_listens++] = opts.listen;
+	for (int i = 0; i < n_listens; i++) {
+		if (strstr(listens[i], "://") != NULL)
+			continue;
+		snprintf(urls[i], sizeof(urls[i]), "tcp://%s", listens[i]);
+		listens[i] = urls[i];
 	}
+	opts.listen = listens[0];
+	opts.also_listen = listens + 1;
+	opts.n_also_listen = n_listens - 1;
 
 	g_server = gn_server_create(&opts);
 	if (g_server == NULL) {
@@ -231,14 +253,35 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	printf("genie-runtime: listening on %s, backend %s\n",
-	       gn_server_addr(g_server), gn_server_backend(g_server));
+	printf("genie-runtime: listening on");
+	for (int i = 0; i < gn_server_nlisteners(g_server); i++) {
+		char u[300];
+
+		printf("%s %s", i ? "," : "",
+		       gn_server_listener_url(g_server, i, u, sizeof(u), NULL));
+	}
+	printf(", backend %s\n", gn_server_backend(g_server));
 	fflush(stdout);
 	if (port_file != NULL) {
-		const char *colon = strrchr(gn_server_addr(g_server), ':');
-		char tmp[512];
+		const char *tcp_addr = NULL, *colon, *scheme;
+		char u[300], tmp[512];
 		FILE *f;
 
+		/* The first tcp:// listener's port. */
+		for (int i = 0; i < gn_server_nlisteners(g_server) &&
+				tcp_addr == NULL;
+		     i++)
+			if (gn_server_listener_url(g_server, i, u, sizeof(u),
+						   &scheme) &&
+			    strcmp(scheme, "tcp") == 0)
+				tcp_addr = u + strlen("tcp://");
+		if (tcp_addr == NULL) {
+			fprintf(stderr, "genie-runtime: --port-file needs a "
+					"tcp:// listener\n");
+			gn_server_destroy(&g_server);
+			return 2;
+		}
+		colon = strrchr(tcp_addr, ':');
 		/* Write then rename, so a reader never sees half a number. */
 		snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
 		f = fopen(tmp, "w");

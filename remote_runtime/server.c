@@ -195,9 +195,25 @@ struct gn_server *gn_server_create(const struct gn_server_opts *opts)
 	gn_transport_opts_init(&topts, sizeof(topts));
 	topts.limits.max_envelope = s->opts.max_envelope;
 	topts.limits.max_payload = s->opts.max_payload;
-	rc = gn_listen(s->opts.listen, &topts, &s->listener);
-	if (rc != 0)
+	if (s->opts.n_also_listen < 0 ||
+	    s->opts.n_also_listen >= GN_SERVER_MAX_LISTENERS ||
+	    (s->opts.n_also_listen > 0 && s->opts.also_listen == NULL)) {
+		gn_error_set(-EINVAL,
+			     "runtime: %d more addresses to listen on, at "
+			     "most %d",
+			     s->opts.n_also_listen,
+			     GN_SERVER_MAX_LISTENERS - 1);
 		goto fail;
+	}
+	for (int i = 0; i <= s->opts.n_also_listen; i++) {
+		const char *url = i == 0 ? s->opts.listen
+					 : s->opts.also_listen[i - 1];
+
+		rc = gn_listen(url, &topts, &s->listeners[i]);
+		if (rc != 0)
+			goto fail;
+		s->nlisteners++;
+	}
 	/* Last: from here on only the worker touches backend, pool, registry.
 	 */
 	s->worker = gn_worker_create(snapshot, s);
@@ -213,7 +229,26 @@ fail:
 
 const char *gn_server_addr(const struct gn_server *s)
 {
-	return s->listener->addr;
+	return s->listeners[0]->addr;
+}
+
+int gn_server_nlisteners(const struct gn_server *s)
+{
+	return s->nlisteners;
+}
+
+const char *gn_server_listener_url(const struct gn_server *s, int i,
+				   char *buf, size_t len, const char **scheme)
+{
+	const struct gn_listener *l;
+
+	if (i < 0 || i >= s->nlisteners)
+		return NULL;
+	l = s->listeners[i];
+	if (scheme != NULL)
+		*scheme = l->ops->name;
+	snprintf(buf, len, "%s://%s", l->ops->name, l->addr);
+	return buf;
 }
 
 const char *gn_server_backend(const struct gn_server *s)
@@ -238,7 +273,8 @@ void gn_server_destroy(struct gn_server **sp)
 	s = *sp;
 	/* No connection threads remain: gn_server_run joined them. */
 	gn_worker_destroy(&s->worker);
-	gn_listener_close(&s->listener);
+	for (int i = 0; i < s->nlisteners; i++)
+		gn_listener_close(&s->listeners[i]);
 	gn_registry_destroy(&s->registry);
 	gn_pool_destroy(&s->pool);
 	gn_backend_close(&s->backend);
@@ -518,11 +554,11 @@ static void reap(struct gn_server *s, int all)
 	}
 }
 
-static void accept_one(struct gn_server *s)
+static void accept_one(struct gn_server *s, struct gn_listener *l)
 {
 	struct gn_conn *c = NULL;
 	struct conn_slot *cs = NULL;
-	int rc = s->listener->ops->accept(s->listener, 0, &c);
+	int rc = l->ops->accept(l, 0, &c);
 
 	if (rc != 0) {
 		if (rc != -ETIMEDOUT)
@@ -564,17 +600,20 @@ static void accept_one(struct gn_server *s)
 
 int gn_server_run(struct gn_server *s)
 {
-	struct pollfd p[2] = {
-		{.fd = s->listener->ops->listener_fd(s->listener),
-		 .events = POLLIN},
-		{.fd = s->stop_pipe[0], .events = POLLIN},
-	};
+	struct pollfd p[GN_SERVER_MAX_LISTENERS + 1];
+	int np = s->nlisteners + 1;
 	struct gn_worker *w;
 	int rc = 0;
 
+	for (int i = 0; i < s->nlisteners; i++)
+		p[i] = (struct pollfd){
+			.fd = s->listeners[i]->ops->listener_fd(s->listeners[i]),
+			.events = POLLIN};
+	p[s->nlisteners] =
+		(struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
 	for (;;) {
 		/* Blocks until a connection or a stop: no idle spinning. */
-		int n = poll(p, 2, -1);
+		int n = poll(p, (nfds_t)np, -1);
 
 		if (n < 0 && errno != EINTR) {
 			rc = gn_error_set(-errno, "runtime: poll: %s",
@@ -583,10 +622,11 @@ int gn_server_run(struct gn_server *s)
 		}
 		if (n <= 0)
 			continue;
-		if (p[1].revents)
+		if (p[s->nlisteners].revents)
 			break;
-		if (p[0].revents)
-			accept_one(s);
+		for (int i = 0; i < s->nlisteners; i++)
+			if (p[i].revents)
+				accept_one(s, s->listeners[i]);
 	}
 	GN_LOG(NOTICE, runtime, "stopping: closing %s%s", gn_server_addr(s),
 	       rc ? " after a listener failure" : "");

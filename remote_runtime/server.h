@@ -8,7 +8,7 @@
  * of its ExecRequests) are named by handles valid on that connection
  * only, and are freed when it ends.
  *
- * Threads: the main thread blocks in poll() on the listener and a stop
+ * Threads: the main thread blocks in poll() on the listeners and a stop
  * pipe and accepts. Each connection has a thread that only reads and
  * decodes frames, checks requests, and writes replies, so a slow or
  * hostile peer stalls nobody else. All backend work (plans, registry
@@ -42,7 +42,17 @@ struct gn_server_opts {
 	uint32_t max_envelope;
 	uint64_t max_payload;
 	uint64_t memory_limit; /* device bytes the runtime may hold; 0: none */
+	/*
+	 * More addresses served at once, e.g. "dpdk://memif:/run/g.sock"
+	 * beside a tcp:// listen; n_also_listen entries, at most
+	 * GN_SERVER_MAX_LISTENERS - 1. Sessions on every listener share the
+	 * backend, the registry and the executor.
+	 */
+	const char *const *also_listen;
+	int n_also_listen;
 };
+
+#define GN_SERVER_MAX_LISTENERS 4
 
 void gn_server_opts_init(struct gn_server_opts *opts, size_t opts_size);
 
@@ -54,6 +64,18 @@ struct gn_server *gn_server_create(const struct gn_server_opts *opts);
 
 /* The bound address "HOST:PORT" (with the real port when 0 was asked). */
 const char *gn_server_addr(const struct gn_server *s);
+
+/* How many addresses the server listens on (1 + n_also_listen). */
+int gn_server_nlisteners(const struct gn_server *s);
+
+/*
+ * Listener i's address as a target string ("tcp://127.0.0.1:7070",
+ * "dpdk://memif:/run/g.sock") in buf; its scheme in *scheme (may be
+ * NULL). Returns buf, or NULL for an i out of range.
+ */
+const char *gn_server_listener_url(const struct gn_server *s, int i,
+				   char *buf, size_t len,
+				   const char **scheme);
 
 /* The backend chosen ("cpu", "cuda"). */
 const char *gn_server_backend(const struct gn_server *s);

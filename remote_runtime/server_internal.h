@@ -52,7 +52,8 @@ struct time_ring {
 struct gn_server {
 	struct gn_server_opts opts;
 	char name[64];
-	struct gn_listener *listener;
+	struct gn_listener *listeners[GN_SERVER_MAX_LISTENERS];
+	int nlisteners;
 	/* Touched only on the worker thread once the server runs. */
 	struct gn_backend backend;
 	struct gn_pool *pool;

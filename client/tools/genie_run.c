@@ -54,6 +54,7 @@ struct run_opts {
 	const char *log;
 	const char *secret;
 	const char *tls_ca, *tls_cert, *tls_key;
+	const char *transport;
 	long repeat;
 	long warmup;
 	bool resident;
@@ -103,6 +104,10 @@ static void print_help(FILE *f)
 	      "(default: $GENIE_TLS_CERT)\n"
 	      "      --tls-key FILE         its key (default: "
 	      "$GENIE_TLS_KEY)\n"
+	      "      --transport NAME       coordinator:// only: the data "
+	      "plane, tcp or\n"
+	      "                             dpdk (default: the runtime's "
+	      "first)\n"
 	      "  -n, --repeat N             timed runs (default 1)\n"
 	      "  -w, --warmup K             untimed runs before them "
 	      "(default 0)\n"
@@ -193,6 +198,7 @@ enum {
 	OPT_TLS_CA,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
+	OPT_TRANSPORT,
 };
 
 static int parse_args(int argc, char **argv, struct run_opts *o)
@@ -209,6 +215,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
 		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"transport", required_argument, NULL, OPT_TRANSPORT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -269,6 +276,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_TLS_CA: o->tls_ca = optarg; break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
+		case OPT_TRANSPORT: o->transport = optarg; break;
 		case 'h': print_help(stdout); exit(0);
 		case ':':
 			return usage_error("option '%s' needs an argument",
@@ -668,6 +676,7 @@ static int run(const struct run_opts *o)
 	so.tls_ca = o->tls_ca;
 	so.tls_cert = o->tls_cert;
 	so.tls_key = o->tls_key;
+	so.transport = o->transport;
 	if (o->resident && strncmp(o->target, "coordinator://",
 				   strlen("coordinator://")) == 0) {
 		n_keys = model_keys(o->model, keys, MAX_MODEL_KEYS);

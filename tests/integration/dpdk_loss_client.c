@@ -4,6 +4,9 @@
  *
  *   dpdk_loss_client TARGET MIB TIMEOUT_MS [expect-fail]
  *
+ * With a coordinator:// target, $GENIE_SECRET_FILE is the secret and
+ * $GENIE_TEST_TRANSPORT (tcp, dpdk) the data plane asked for.
+ *
  * Exit 0 when the result is right (or, with expect-fail, when the request
  * fails with an error that says why within the timeout); 1 otherwise.
  */
@@ -48,6 +51,8 @@ int main(int argc, char **argv)
 	gn_session_opts_init(&o, sizeof(o));
 	o.target = argv[1];
 	o.timeout_ms = atoi(argv[3]);
+	/* coordinator:// targets: which data plane (the multi-listen test). */
+	o.transport = getenv("GENIE_TEST_TRANSPORT");
 	t0 = gn_clock_ns();
 	s = gn_session_create(&o);
 	if (s == NULL) {

@@ -31,15 +31,18 @@ except ImportError:
 
 def start_runtime(binary, workdir, listen="tcp://127.0.0.1:0", tag="tcp"):
     port_file = os.path.join(workdir, "port-" + tag)
+    args = [binary, "--listen", listen, "--backend", "cpu"]
+    if tag == "tcp":
+        args += ["--port-file", port_file]
     proc = subprocess.Popen(
-        [binary, "--listen", listen, "--port-file", port_file,
-         "--backend", "cpu"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(
+        args, stdout=subprocess.DEVNULL, stderr=open(os.path.join(
             workdir, "runtime-%s.log" % tag), "w"))
     if tag != "tcp":
-        # A DPDK listener has no port to report: its memif socket is it.
+        # A DPDK listener has no port to report: its memif socket, made
+        # once the runtime listens, says it is up.
+        sock = listen.split("memif:", 1)[1]
         for _ in range(200):
-            if os.path.exists(port_file) or proc.poll() is not None:
+            if os.path.exists(sock) or proc.poll() is not None:
                 break
             time.sleep(0.05)
         if proc.poll() is not None:

@@ -71,6 +71,12 @@ struct gn_session_opts {
 	 * "bin-packing" or "model-affinity".
 	 */
 	const char *policy;
+	/*
+	 * coordinator:// only: the data plane to use, "" or NULL for any
+	 * (the runtime's first); "tcp" or "dpdk" places the session only on
+	 * a runtime serving that transport and connects through it.
+	 */
+	const char *transport;
 };
 
 /* Set `opts` to defaults. `opts_size` is sizeof(*opts) at the caller. */
