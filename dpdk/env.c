@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -278,6 +279,92 @@ static void args_line(char *const *argv, int argc, char *line, size_t len)
 	}
 }
 
+/*
+ * Remove the files the EAL left in its runtime directory (config, fbarray
+ * files, the telemetry socket) and the directory. rte_eal_cleanup() leaves
+ * them, and with a unique prefix per process nobody would ever reuse them.
+ * Genie runs no secondary processes, so nothing else still needs them.
+ */
+static void remove_runtime_dir(const char *path)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (path[0] == '\0')
+		return;
+	d = opendir(path);
+	if (d == NULL) {
+		GN_LOG(DEBUG, dpdk, "runtime dir %s: %s", path,
+		       strerror(errno));
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) != 0)
+			GN_LOG(DEBUG, dpdk,
+			       "runtime dir %s: cannot remove %s: %s", path,
+			       e->d_name, strerror(errno));
+	}
+	closedir(d);
+	if (rmdir(path) != 0)
+		GN_LOG(DEBUG, dpdk, "runtime dir %s: cannot remove it: %s",
+		       path, strerror(errno));
+}
+
+/*
+ * Where the EAL keeps runtime directories, as DPDK decides it: /var/run
+ * for root, else $XDG_RUNTIME_DIR or /tmp; then "dpdk".
+ */
+static void runtime_base(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (getuid() == 0)
+		snprintf(buf, len, "/var/run/dpdk");
+	else
+		snprintf(buf, len, "%s/dpdk", xdg && *xdg ? xdg : "/tmp");
+}
+
+/*
+ * A Genie process killed with SIGKILL never ran gn_dpdk_env_fini(): its
+ * runtime directory (genie-<pid>, the default prefix) stays behind. Remove
+ * those whose process is gone; a live process, whoever it is now, keeps
+ * its directory. Other prefixes are never touched.
+ */
+static void reap_stale_dirs(void)
+{
+	char base[256], path[600];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	runtime_base(base, sizeof(base));
+	d = opendir(base);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, "genie-", 6) != 0)
+			continue;
+		pid = strtol(e->d_name + 6, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+		remove_runtime_dir(path);
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		GN_LOG(NOTICE, dpdk,
+		       "removed %d runtime dir%s of Genie processes that are "
+		       "gone, under %s",
+		       n, n == 1 ? "" : "s", base);
+}
+
 int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 {
 	int expected = ENV_DOWN, argc, err;
@@ -303,6 +390,7 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 	}
 	/* Before rte_eal_init(), whose getopt reorders argv. */
 	args_line(g_argv, argc, line, sizeof(line));
+	reap_stale_dirs();
 	(void)opts_resolve(opts, &o); /* checked by build_args above */
 	have_cpus = pthread_getaffinity_np(pthread_self(), sizeof(cpus),
 					   &cpus) == 0;
@@ -342,39 +430,6 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 	GN_LOG(INFO, dpdk, "EAL up, main lcore %u, runtime dir %s; args: %s",
 	       rte_get_main_lcore(), g_runtime_dir, line);
 	return 0;
-}
-
-/*
- * Remove the files the EAL left in its runtime directory (config, fbarray
- * files, the telemetry socket) and the directory. rte_eal_cleanup() leaves
- * them, and with a unique prefix per process nobody would ever reuse them.
- * Genie runs no secondary processes, so nothing else still needs them.
- */
-static void remove_runtime_dir(const char *path)
-{
-	struct dirent *e;
-	DIR *d;
-
-	if (path[0] == '\0')
-		return;
-	d = opendir(path);
-	if (d == NULL) {
-		GN_LOG(DEBUG, dpdk, "runtime dir %s: %s", path,
-		       strerror(errno));
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) != 0)
-			GN_LOG(DEBUG, dpdk,
-			       "runtime dir %s: cannot remove %s: %s", path,
-			       e->d_name, strerror(errno));
-	}
-	closedir(d);
-	if (rmdir(path) != 0)
-		GN_LOG(DEBUG, dpdk, "runtime dir %s: cannot remove it: %s",
-		       path, strerror(errno));
 }
 
 void gn_dpdk_env_fini(void)

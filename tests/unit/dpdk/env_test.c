@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -206,6 +207,48 @@ static void test_pool_errors(void **state)
 	gn_dpdk_pool_destroy(&p);
 }
 
+/*
+ * A runtime directory named as Genie names them, for a process that is
+ * gone (a child that exited) and one for a live process (ours' parent):
+ * EAL init removes the first, keeps the second.
+ */
+static char g_stale[300], g_live[300];
+
+static void make_dirs_for_reaping(void)
+{
+	const char *base = getuid() == 0 ? "/var/run/dpdk" : NULL;
+	char f[400];
+	pid_t pid = fork();
+	FILE *fp;
+
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	if (base == NULL)
+		return; /* non-root layouts vary; covered where root runs */
+	mkdir(base, 0700);
+	snprintf(g_stale, sizeof(g_stale), "%s/genie-%ld", base, (long)pid);
+	snprintf(g_live, sizeof(g_live), "%s/genie-%ld", base,
+		 (long)getppid());
+	mkdir(g_stale, 0700);
+	mkdir(g_live, 0700);
+	snprintf(f, sizeof(f), "%s/config", g_stale);
+	fp = fopen(f, "w");
+	if (fp)
+		fclose(fp);
+}
+
+static void test_stale_dirs_reaped(void **state)
+{
+	(void)state;
+	if (g_stale[0] == '\0')
+		skip();
+	print_message("stale %s, live %s\n", g_stale, g_live);
+	assert_int_equal(access(g_stale, F_OK), -1);
+	assert_int_equal(access(g_live, F_OK), 0);
+	rmdir(g_live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest before[] = {
@@ -214,6 +257,7 @@ int main(void)
 	};
 	const struct CMUnitTest with_eal[] = {
 		cmocka_unit_test(test_affinity_kept),
+		cmocka_unit_test(test_stale_dirs_reaped),
 		cmocka_unit_test(test_double_init),
 		cmocka_unit_test(test_pool_alloc_free),
 		cmocka_unit_test(test_pool_exhaustion),
@@ -232,6 +276,7 @@ int main(void)
 	o.mem_mb = 64;
 	pthread_getaffinity_np(pthread_self(), sizeof(g_cpus_before),
 			       &g_cpus_before);
+	make_dirs_for_reaping();
 	if (gn_dpdk_env_init(&o) != 0) {
 		printf("SKIP: the EAL does not start here without hugepages: "
 		       "%s\n",
