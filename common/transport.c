@@ -2,9 +2,12 @@
  * Transport registry and the dispatching wrappers every caller uses.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "gn_error.h"
 #include "transport.h"
@@ -102,9 +105,91 @@ int gn_addr_split(const char *addr, char *host, size_t host_len, uint16_t *port)
 	return 0;
 }
 
+/* Buffers carry their capacity in a header before the bytes handed out. */
+#define BUF_HDR 64
+#define BUF_CACHE_MIN (1u << 20)
+#define BUF_CACHE_SLOTS 2
+
+static pthread_mutex_t g_buf_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *g_buf_cache[BUF_CACHE_SLOTS]; /* bases, header first */
+
+static size_t buf_cap(const uint8_t *base)
+{
+	size_t cap;
+
+	memcpy(&cap, base, sizeof(cap));
+	return cap;
+}
+
+void *gn_msg_buf_alloc(size_t len)
+{
+	uint8_t *base = NULL;
+
+	if (len > SIZE_MAX - BUF_HDR)
+		return NULL;
+	if (len >= BUF_CACHE_MIN) {
+		pthread_mutex_lock(&g_buf_lock);
+		for (int i = 0; i < BUF_CACHE_SLOTS && base == NULL; i++)
+			if (g_buf_cache[i] != NULL &&
+			    buf_cap(g_buf_cache[i]) >= len &&
+			    buf_cap(g_buf_cache[i]) / 2 <= len) {
+				base = g_buf_cache[i];
+				g_buf_cache[i] = NULL;
+			}
+		pthread_mutex_unlock(&g_buf_lock);
+	}
+	if (base == NULL) {
+		base = malloc(BUF_HDR + len);
+		if (base == NULL)
+			return NULL;
+		memcpy(base, &len, sizeof(len));
+		if (len >= BUF_CACHE_MIN) {
+			uintptr_t a = ((uintptr_t)base + 4095) & ~(uintptr_t)4095;
+			uintptr_t end = ((uintptr_t)base + BUF_HDR + len) &
+					~(uintptr_t)4095;
+
+			if (end > a)
+				(void)madvise((void *)a, end - a,
+					      MADV_POPULATE_WRITE);
+		}
+	}
+	return base + BUF_HDR;
+}
+
+void gn_msg_buf_free(void *buf)
+{
+	uint8_t *base;
+
+	if (buf == NULL)
+		return;
+	base = (uint8_t *)buf - BUF_HDR;
+	if (buf_cap(base) >= BUF_CACHE_MIN) {
+		int slot = -1;
+
+		/* An empty slot, else the smallest buffer if smaller. */
+		pthread_mutex_lock(&g_buf_lock);
+		for (int i = 0; i < BUF_CACHE_SLOTS; i++)
+			if (g_buf_cache[i] == NULL ||
+			    (slot >= 0 && g_buf_cache[slot] != NULL &&
+			     buf_cap(g_buf_cache[i]) <
+				     buf_cap(g_buf_cache[slot])) ||
+			    (slot < 0 &&
+			     buf_cap(g_buf_cache[i]) < buf_cap(base)))
+				slot = i;
+		if (slot >= 0) {
+			uint8_t *old = g_buf_cache[slot];
+
+			g_buf_cache[slot] = base;
+			base = old;
+		}
+		pthread_mutex_unlock(&g_buf_lock);
+	}
+	free(base);
+}
+
 void gn_msg_release(struct gn_msg *msg)
 {
-	free(msg->buf);
+	gn_msg_buf_free(msg->buf);
 	memset(msg, 0, sizeof(*msg));
 }
 

@@ -78,6 +78,18 @@ struct gn_msg {
 
 void gn_msg_release(struct gn_msg *msg);
 
+/*
+ * Message buffers, for transports: what a gn_msg's buf is allocated with
+ * (gn_msg_release() gives it back). Buffers of 1 MiB or more are
+ * populated in one call when fresh, and the two largest given back are
+ * kept for later messages of at least half their size: a fresh 64 MiB
+ * buffer costs a page fault per page, and freeing one an munmap() that
+ * stalls every thread's page faults meanwhile. Thread safe. NULL when out
+ * of memory.
+ */
+void *gn_msg_buf_alloc(size_t len);
+void gn_msg_buf_free(void *buf);
+
 struct gn_transport_ops {
 	const char *name; /* the address scheme: "tcp" */
 

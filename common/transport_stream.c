@@ -91,7 +91,7 @@ int gn_stream_recv(struct gn_conn *c, gn_stream_read_fn read_full,
 				    detail);
 	}
 	body = hdr.env_len + (size_t)hdr.payload_len;
-	buf = malloc(body);
+	buf = gn_msg_buf_alloc(body);
 	if (buf == NULL)
 		return gn_error_set(-ENOMEM,
 				    "%s: cannot allocate %zu bytes for a "
@@ -99,7 +99,7 @@ int gn_stream_recv(struct gn_conn *c, gn_stream_read_fn read_full,
 				    name, body, c->peer);
 	rc = read_full(c, buf, body, deadline, &got);
 	if (rc != 0) {
-		free(buf);
+		gn_msg_buf_free(buf);
 		if (rc == -ECONNRESET)
 			return gn_error_set(-EPROTO,
 					    "%s: truncated frame from %s: "

@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -118,25 +117,6 @@ static const struct gn_rel_addr k_server = {
 	{0x02, 0x47, 0x4e, 0, 0, 1}, 0x0a4d0001u, 7070};
 static const struct gn_rel_addr k_client = {
 	{0x02, 0x47, 0x4e, 0, 0, 2}, 0x0a4d0002u, 7071};
-
-/*
- * malloc() for a message buffer. A large one comes fresh from mmap() and
- * would fault in page by page while packets are copied into it (a few
- * microseconds each on a VM): ask the kernel to populate it in one call.
- */
-static void *msg_alloc(size_t len)
-{
-	void *p = malloc(len);
-
-	if (p != NULL && len >= (1u << 20)) {
-		uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-		uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)4095;
-
-		if (end > a)
-			(void)madvise((void *)a, end - a, MADV_POPULATE_WRITE);
-	}
-	return p;
-}
 
 static void poke(int fd)
 {
@@ -256,7 +236,7 @@ static void *rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
 	    len > GN_FRAME_HDR_SIZE + (uint64_t)e->limits.max_envelope +
 			    e->limits.max_payload)
 		return NULL;
-	return msg_alloc(len);
+	return gn_msg_buf_alloc(len);
 }
 
 static void rx_abort(void *ctx, struct gn_rel_session *s, uint64_t id,
@@ -265,7 +245,7 @@ static void rx_abort(void *ctx, struct gn_rel_session *s, uint64_t id,
 	(void)ctx;
 	(void)s;
 	(void)id;
-	free(buf);
+	gn_msg_buf_free(buf);
 }
 
 static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
@@ -281,7 +261,7 @@ static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
 	    v.frame_len != len) {
 		GN_LOG(WARNING, dpdk_transport, "dropping a bad message: %s",
 		       gn_last_error());
-		free(buf);
+		gn_msg_buf_free(buf);
 		return;
 	}
 	if (c->nq == c->capq) {
@@ -289,7 +269,7 @@ static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
 		struct gn_msg *q = realloc(c->q, cap * sizeof(*q));
 
 		if (q == NULL) {
-			free(buf);
+			gn_msg_buf_free(buf);
 			return;
 		}
 		c->q = q;
@@ -324,7 +304,7 @@ static void on_sent(void *ctx, struct gn_rel_session *s, void *cookie,
 	(void)s;
 	if (!sc->wait) {
 		/* A failure closes the session: recv reports it. */
-		free(sc);
+		gn_msg_buf_free(sc);
 		return;
 	}
 	sc->status = status;
@@ -984,7 +964,7 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	 */
 	zc = plen >= SEND_ZC_MIN;
 	head = sizeof(*sc) + GN_FRAME_HDR_SIZE + env_len;
-	buf = msg_alloc(head + (zc ? 0 : plen));
+	buf = gn_msg_buf_alloc(head + (zc ? 0 : plen));
 	if (buf == NULL)
 		return gn_error_set(-ENOMEM,
 				    "dpdk: no memory for a %zu-byte "
@@ -1014,12 +994,12 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 				  gn_clock_ns());
 	pthread_mutex_unlock(&c->e->lock);
 	if (rc != 0) {
-		free(buf);
+		gn_msg_buf_free(buf);
 		return rc;
 	}
 	if (zc) {
 		rc = wait_sent(c, sc, timeout_ms);
-		free(buf);
+		gn_msg_buf_free(buf);
 		if (rc != 0)
 			return rc;
 	}
