@@ -134,6 +134,19 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts);
  */
 void gn_dpdk_env_fini(void);
 
+/*
+ * Give the calling thread a DPDK lcore id of its own (rte_thread_register)
+ * unless it has one, so that the mbuf pools' per-lcore caches serve it:
+ * without one every buffer taken or given back goes through the pool's
+ * shared ring, in first-in first-out order, and each received frame lands
+ * in a buffer long out of the CPU's caches. At thread exit the thread
+ * gives its cached buffers back to their pools and its lcore id back to
+ * the EAL. Call from every thread that drives a port; cheap when already
+ * done. Returns 0, or a negative errno when the EAL is down or out of
+ * lcore ids (the thread then works uncached, as before).
+ */
+int gn_dpdk_thread_register(void);
+
 /* A pool of packet buffers (DPDK mbufs); opaque outside dpdk/. */
 struct gn_dpdk_pool;
 

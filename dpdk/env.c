@@ -432,6 +432,62 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 	return 0;
 }
 
+static pthread_key_t g_thread_key;
+static pthread_once_t g_thread_once = PTHREAD_ONCE_INIT;
+
+static void flush_cache(struct rte_mempool *mp, void *arg)
+{
+	struct rte_mempool_cache *c =
+		rte_mempool_default_cache(mp, *(unsigned *)arg);
+
+	if (c != NULL)
+		rte_mempool_cache_flush(c, mp);
+}
+
+static void thread_exit(void *arg)
+{
+	unsigned lcore = rte_lcore_id();
+
+	(void)arg;
+	if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ENV_UP ||
+	    lcore == LCORE_ID_ANY)
+		return;
+	rte_mempool_walk(flush_cache, &lcore);
+	rte_thread_unregister();
+}
+
+static void thread_key_make(void)
+{
+	if (pthread_key_create(&g_thread_key, thread_exit) != 0)
+		GN_LOG(WARNING, dpdk, "no thread key: registered threads "
+				      "keep their lcore ids at exit");
+}
+
+int gn_dpdk_thread_register(void)
+{
+	static __thread bool tried;
+
+	if (rte_lcore_id() != LCORE_ID_ANY)
+		return 0;
+	if (tried)
+		return -ENOSPC;
+	if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ENV_UP)
+		return gn_error_set(-ENODEV, "dpdk: the EAL is not running");
+	tried = true;
+	pthread_once(&g_thread_once, thread_key_make);
+	if (rte_thread_register() != 0) {
+		GN_LOG(INFO, dpdk,
+		       "thread not registered with the EAL (%s): its packet "
+		       "buffers come from the pools' shared rings",
+		       rte_strerror(rte_errno));
+		return gn_error_set(-ENOSPC, "dpdk: rte_thread_register: %s",
+				    rte_strerror(rte_errno));
+	}
+	/* Any non-NULL value: the destructor runs at thread exit. */
+	pthread_setspecific(g_thread_key, &g_thread_key);
+	return 0;
+}
+
 void gn_dpdk_env_fini(void)
 {
 	int expected = ENV_UP;

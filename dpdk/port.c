@@ -96,6 +96,7 @@ static int opts_resolve(const struct gn_dpdk_port_opts *in,
 	TAKE(tx_done);
 	TAKE(zc_min_payload);
 	TAKE(tx_copy_only);
+	TAKE(cancel);
 #undef TAKE
 #undef FIELD_OK
 	if (out->rx_ring_size == 0)
@@ -368,9 +369,12 @@ static struct rte_mempool *pool_make(struct gn_dpdk_port *p, const char *what,
 	return mp;
 }
 
-static int wait_link(struct gn_dpdk_port *p, int64_t deadline)
+static int wait_link(struct gn_dpdk_port *p, int64_t deadline,
+		     const atomic_bool *cancel)
 {
 	while (!gn_dpdk_port_dev_link_up(p->port_id)) {
+		if (cancel != NULL && atomic_load(cancel))
+			return -ECANCELED;
 		if (gn_port_now_ns() >= deadline)
 			return -ETIMEDOUT;
 		gn_port_sleep_ns(2000000);
@@ -558,6 +562,7 @@ static int port_configure(struct gn_dpdk_port *p,
  * reconnects, stopping and starting, after this long without a link.
  */
 #define MEMIF_RECONNECT_NS 300000000L
+#define MEMIF_RECONNECT_MAX_NS 5000000000L
 
 static int port_start(struct gn_dpdk_port *p, const struct gn_dpdk_port_opts *o,
 		      int64_t deadline)
@@ -565,7 +570,7 @@ static int port_start(struct gn_dpdk_port *p, const struct gn_dpdk_port_opts *o,
 	bool client = o->kind == GN_DPDK_PORT_MEMIF &&
 		      o->memif_role == GN_DPDK_MEMIF_CLIENT;
 	const char *why = "link still down";
-	int64_t slice;
+	int64_t slice, wait_ns = MEMIF_RECONNECT_NS;
 	int rc, tries = 0;
 
 	for (;;) {
@@ -584,10 +589,18 @@ static int port_start(struct gn_dpdk_port *p, const struct gn_dpdk_port_opts *o,
 			gn_port_sleep_ns(10000000);
 			continue;
 		}
-		slice = client ? RTE_MIN(deadline,
-					 gn_port_now_ns() + MEMIF_RECONNECT_NS)
+		slice = client ? RTE_MIN(deadline, gn_port_now_ns() + wait_ns)
 			       : deadline;
-		if (wait_link(p, slice) == 0) {
+		wait_ns = RTE_MIN(2 * wait_ns, MEMIF_RECONNECT_MAX_NS);
+		rc = wait_link(p, slice, o->cancel);
+		if (rc == -ECANCELED) {
+			rte_eth_dev_stop(p->port_id);
+			return gn_error_set(-ECANCELED,
+					    "dpdk port %s: canceled while "
+					    "waiting for the link",
+					    p->desc);
+		}
+		if (rc == 0) {
 			if (tries > 1)
 				GN_LOG(INFO, dpdk_port,
 				       "%s: link up after %d connects", p->desc,
@@ -649,7 +662,10 @@ int gn_dpdk_port_open(const struct gn_dpdk_port_opts *opts,
 	p->max_frame = o.mtu + GN_DPDK_ETH_HDR_LEN;
 	p->zc_min = o.zc_min_payload;
 	p->tx_done = o.tx_done;
-	deadline = gn_port_now_ns() + (int64_t)o.link_timeout_ms * 1000000;
+	deadline = o.link_timeout_ms == 0 && o.cancel != NULL
+			   ? INT64_MAX
+			   : gn_port_now_ns() +
+				     (int64_t)o.link_timeout_ms * 1000000;
 
 	if (o.kind == GN_DPDK_PORT_PCI) {
 		rc = port_find_pci(p, o.pci_addr);

@@ -37,6 +37,7 @@
 #ifndef GN_DPDK_PORT_H
 #define GN_DPDK_PORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,13 @@ struct gn_dpdk_port_opts {
 	uint32_t zc_min_payload;
 	/* Copy every payload, never attach (for comparisons). */
 	bool tx_copy_only;
+	/*
+	 * NULL, or a flag another thread sets to make open stop waiting for
+	 * the link (and a memif peer): open then fails with -ECANCELED. With
+	 * it, link_timeout_ms 0 means no time limit: a memif server waits
+	 * for its first client with its socket open throughout.
+	 */
+	const atomic_bool *cancel;
 };
 
 /*
@@ -121,10 +129,11 @@ struct gn_dpdk_port;
  * Open a port: create its virtual device (memif, af_packet) or find the
  * probed PCI device, give it one RX and one TX queue, start it and wait up
  * to link_timeout_ms for the link. A memif client first waits, within the
- * same time, for the server's socket to appear, and reconnects every
- * 300 ms until the server answers (a server that made its socket but was
- * not started yet never answers a connection, and net_memif does not
- * retry by itself). Call after
+ * same time, for the server's socket to appear, and reconnects after
+ * 300 ms, then after twice as long each time up to 5 s, until the server
+ * answers (a server that made its socket but was not started yet never
+ * answers a connection, and net_memif does not retry by itself; on a
+ * loaded host the handshake itself may take longer than 300 ms). Call after
  * gn_dpdk_env_init(), from the thread that started the EAL.
  *
  * On success *out is the port, which the caller closes with
@@ -139,6 +148,7 @@ struct gn_dpdk_port;
  *               CAP_NET_RAW);
  *   -ETIMEDOUT  the link did not come up in time (for memif: no peer
  *               connected);
+ *   -ECANCELED  *cancel turned true while waiting for the link;
  *   -EMSGSIZE   the device refuses the MTU;
  *   another negative errno from DPDK.
  * gn_last_error() names the port, what was expected and what DPDK said.

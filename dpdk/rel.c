@@ -446,9 +446,15 @@ static void ack_one(struct gn_rel_session *s, uint32_t seq, uint64_t now)
 			s->rttvar = (3 * s->rttvar + d) / 4;
 			s->srtt = (7 * s->srtt + r) / 8;
 		}
-		s->rto = s->srtt + 4 * s->rttvar;
-		if (s->rto < cfg->rto_min_ns)
-			s->rto = cfg->rto_min_ns;
+		/*
+		 * rto_min bounds the variance term, as Linux does, not the
+		 * RTO: with a deep window the RTT grows with the queue while
+		 * its variance stays small, and srtt + 4 * rttvar alone would
+		 * fire on every wobble.
+		 */
+		s->rto = s->srtt + (4 * s->rttvar > cfg->rto_min_ns
+					    ? 4 * s->rttvar
+					    : cfg->rto_min_ns);
 		if (s->rto > cfg->rto_max_ns)
 			s->rto = cfg->rto_max_ns;
 	}

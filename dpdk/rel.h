@@ -10,7 +10,8 @@
  * take); the sender keeps at most min(window, credit) packets in flight,
  * resends when acks show a hole for longer than the reordering window
  * (RACK-like), and has one retransmission timer, on the oldest packet in
- * flight (RTO from a smoothed RTT, doubled on each retry): when it fires,
+ * flight (RTO = srtt + max(4 rttvar, rto_min) as in Linux, doubled on
+ * each retry): when it fires,
  * the 16 oldest unacked packets go again; after max_retries of the oldest
  * the session fails and every pending message completes with an error,
  * never retransmitted forever. Each packet says
@@ -117,7 +118,7 @@ struct gn_rel_config {
 	uint16_t window;       /* most packets in flight; 512 */
 	uint16_t rx_credits;   /* packets past ack the peer may send; 1024 */
 	uint32_t max_retries;  /* of one packet, then the session fails; 16 */
-	uint64_t rto_min_ns;   /* 200 us */
+	uint64_t rto_min_ns;   /* least RTO margin over srtt: 200 us */
 	uint64_t rto_max_ns;   /* 500 ms */
 	uint64_t rto_init_ns;  /* before any RTT sample: 2 ms */
 	uint64_t ack_delay_ns; /* longest an ack waits to be coalesced; 20 us */

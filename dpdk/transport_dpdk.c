@@ -10,15 +10,22 @@
  * One engine per process (DPDK's EAL is per process): it starts the EAL
  * on first use (no hugepages, no PCI scan, a file prefix of its own),
  * opens the port, and runs one thread that takes received frames into the
- * protocol and drives its timers: it polls (napping 20 us when a poll
- * found nothing) while traffic flows, that is while packets are in flight, a
- * message is half received or an ack is owed (gn_rel_busy()), and sleeps
- * in steps up to 1 ms when nothing does. The EAL leaves this process's
+ * protocol and drives its timers when no application thread does: a
+ * thread in recv, or waiting for a large send's ack, drives the port
+ * itself and spins while packets arrive (and SPIN_NS after), the engine
+ * staying out of its way meanwhile (`drivers`). Otherwise the engine polls
+ * (napping 20 us when a poll found nothing) while traffic flows, that is
+ * while packets are in flight, a message is half received or an ack is
+ * owed (gn_rel_busy()), and sleeps in steps up to 1 ms when nothing does.
+ * Each thread that drives the port has an lcore id of its own
+ * (gn_dpdk_thread_register()), so the mbuf pools' caches serve it. The
+ * EAL leaves this process's
  * threads unpinned (dpdk_env.h, pin_main_lcore): two Genie processes on
  * one host would otherwise share CPU 0. Application threads send under
  * the engine's lock. Each connection has a socketpair: the engine writes
- * a byte when a message or the end arrives, so recv can wait in poll()
- * and the runtime's shutdown(conn_fd) wakes it as for TCP.
+ * a byte when a message arrives for a recv asleep in poll(), or the end
+ * arrives, and the runtime's shutdown(conn_fd) wakes recv as for TCP (a
+ * spinning recv looks at the socket every millisecond).
  *
  * A message is sent as one rel message holding the usual 24-byte frame
  * header, the envelope and the payload. Payloads under SEND_ZC_MIN are
@@ -50,7 +57,7 @@
 GN_LOG_REGISTER(dpdk_transport)
 
 #define RX_BURST 64
-/* How long the engine and a waiting recv poll after the last activity. */
+/* How long a waiting recv or send spins after the last packet arrived. */
 #define SPIN_NS 200000ull
 #define ACCEPT_MAX 64
 /* The engine's nap while traffic flows but nothing arrived. */
@@ -66,6 +73,7 @@ struct dpdk_conn {
 	struct gn_msg *q; /* received messages */
 	size_t nq, capq;
 	int closed; /* 0 open, else the session's end status */
+	bool sleeping; /* recv waits in poll(): poke it on a message */
 
 	uint64_t next_id;
 	bool up;
@@ -93,6 +101,8 @@ struct engine {
 	pthread_cond_t cond; /* session up or closed */
 	pthread_t thread;
 	atomic_bool stop;
+	/* Application threads spinning in recv: they drive the port. */
+	atomic_int drivers;
 
 	char spec[256];
 	bool server;
@@ -281,7 +291,8 @@ static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
 	m.payload = (uint8_t *)v.payload;
 	m.payload_len = v.payload_len;
 	c->q[c->nq++] = m;
-	poke(c->fds[1]);
+	if (c->sleeping) /* else recv spins and finds it: no syscall */
+		poke(c->fds[1]);
 }
 
 /*
@@ -359,7 +370,8 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 		po.mtu = 9000;
 	}
 	po.tx_done = port_tx_done;
-	po.link_timeout_ms = timeout_ms;
+	po.link_timeout_ms = timeout_ms; /* 0: until e->stop */
+	po.cancel = &e->stop;
 	r = gn_dpdk_port_open(&po, &port);
 	if (r != 0)
 		return r;
@@ -398,7 +410,10 @@ static int drive(struct engine *e, uint64_t *next)
 {
 	struct gn_dpdk_rx rx[RX_BURST];
 	uint64_t now = gn_clock_ns();
-	int n = gn_dpdk_port_rx(e->port, rx, RX_BURST);
+	int n;
+
+	(void)gn_dpdk_thread_register(); /* mbuf caches for this thread */
+	n = gn_dpdk_port_rx(e->port, rx, RX_BURST);
 
 	for (int i = 0; i < n; i++)
 		gn_rel_input(e->ep, rx[i].data, rx[i].len, now);
@@ -439,19 +454,28 @@ static void *engine_main(void *arg)
 
 	/*
 	 * A listener's memif port comes up when its first client connects:
-	 * wait for that here, a second at a time, so stopping stays quick.
+	 * wait for that here, with no time limit and the socket open
+	 * throughout (closing and remaking it every so often left clients
+	 * on a loaded host connecting to a socket about to go); stopping
+	 * cancels the wait.
 	 */
-	while (e->port == NULL && !atomic_load(&e->stop))
-		if (open_port(e, 1000) != 0 &&
-		    gn_last_error_code() != -ETIMEDOUT) {
-			GN_LOG(ERR, dpdk_transport, "dpdk://%s: %s", e->spec,
-			       gn_last_error());
-			return NULL;
-		}
+	if (e->port == NULL && open_port(e, 0) != 0 &&
+	    gn_last_error_code() != -ECANCELED) {
+		GN_LOG(ERR, dpdk_transport, "dpdk://%s: %s", e->spec,
+		       gn_last_error());
+		return NULL;
+	}
 	while (!atomic_load(&e->stop)) {
 		uint64_t next = UINT64_MAX, now;
 		int n = 0;
 
+		if (atomic_load_explicit(&e->drivers, memory_order_relaxed) >
+		    0) {
+			/* A recv spins and drives the port: stay out of it. */
+			idle_us = 0;
+			sleep_us(BUSY_NAP_US * 5);
+			continue;
+		}
 		if (pthread_mutex_trylock(&e->lock) == 0) {
 			n = drive(e, &next);
 			if (n == 0 && gn_rel_busy(e->ep))
@@ -895,6 +919,14 @@ static int dpdk_connect(const char *addr, const struct gn_transport_opts *opts,
 	return 0;
 }
 
+/* Count the calling thread among those driving the port, or not. */
+static void set_driving(struct engine *e, bool *driving, bool on)
+{
+	if (*driving != on)
+		atomic_fetch_add(&e->drivers, on ? 1 : -1);
+	*driving = on;
+}
+
 /*
  * Drive the port until the message behind `sc` is acked or failed; past
  * the deadline the session is closed (the stream is out of step, as a TCP
@@ -904,19 +936,22 @@ static int dpdk_connect(const char *addr, const struct gn_transport_opts *opts,
  */
 static int wait_sent(struct dpdk_conn *c, struct send_ctx *sc, int timeout_ms)
 {
-	uint64_t start = gn_clock_ns();
-	bool closed_it = false;
+	uint64_t start = gn_clock_ns(), spin_until = start + SPIN_NS;
+	bool closed_it = false, driving = false;
 
 	for (;;) {
 		uint64_t next, now;
 		int n = 0;
 		bool done;
 
+		set_driving(c->e, &driving, true);
 		pthread_mutex_lock(&c->e->lock);
 		if (c->e->port != NULL)
 			n = drive(c->e, &next);
 		done = sc->done;
 		now = gn_clock_ns();
+		if (n > 0)
+			spin_until = now + SPIN_NS;
 		if (!done && !closed_it && timeout_ms >= 0 &&
 		    now - start >= (uint64_t)timeout_ms * 1000000ull) {
 			closed_it = true;
@@ -926,9 +961,13 @@ static int wait_sent(struct dpdk_conn *c, struct send_ctx *sc, int timeout_ms)
 		pthread_mutex_unlock(&c->e->lock);
 		if (done)
 			break;
-		if (n == 0)
+		if (now >= spin_until) {
+			/* Acks stopped coming: let the engine drive a while. */
+			set_driving(c->e, &driving, false);
 			sleep_us(BUSY_NAP_US);
+		}
 	}
+	set_driving(c->e, &driving, false);
 	if (closed_it && sc->status != 0)
 		return gn_error_set(-ETIMEDOUT,
 				    "dpdk: %s: message not acked within %d "
@@ -1013,17 +1052,21 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 	struct dpdk_conn *c = (struct dpdk_conn *)gc;
 	struct pollfd p = {.fd = c->fds[0], .events = POLLIN};
 	uint64_t start = gn_clock_ns(), spin_until = start + SPIN_NS;
+	uint64_t fd_checked = start;
+	bool driving = false;
 	char b[64];
+	int rc;
 
 	for (;;) {
 		uint64_t next, now;
 		ssize_t r;
-		int wait;
 
 		/* Drive the port ourselves: the reply is taken here. */
+		set_driving(c->e, &driving, true);
 		pthread_mutex_lock(&c->e->lock);
-		if (c->e->port != NULL)
-			drive(c->e, &next);
+		c->sleeping = false;
+		if (c->e->port != NULL && drive(c->e, &next) > 0)
+			spin_until = gn_clock_ns() + SPIN_NS; /* traffic */
 		if (c->nq > 0) {
 			*msg = c->q[0];
 			memmove(c->q, c->q + 1, sizeof(*c->q) * --c->nq);
@@ -1032,37 +1075,70 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 							msg->env_len +
 							msg->payload_len;
 			c->base.stats.msgs_received++;
-			return 0;
+			rc = 0;
+			break;
 		}
 		if (c->closed) {
 			int st = c->closed;
 
 			pthread_mutex_unlock(&c->e->lock);
-			return gn_error_set(-ECONNRESET,
-					    "dpdk: %s: the session ended (%s)",
-					    c->base.peer, gn_strerror(st));
+			rc = gn_error_set(-ECONNRESET,
+					  "dpdk: %s: the session ended (%s)",
+					  c->base.peer, gn_strerror(st));
+			break;
 		}
-		pthread_mutex_unlock(&c->e->lock);
 		now = gn_clock_ns();
-		if (now < spin_until)
-			continue; /* a reply is likely within microseconds */
 		if (timeout_ms >= 0 &&
-		    now - start >= (uint64_t)timeout_ms * 1000000ull)
-			return gn_error_set(-ETIMEDOUT,
-					    "dpdk: %s: no message within %d ms",
-					    c->base.peer, timeout_ms);
-		/* Quiet: sleep until the engine signals, 1 ms at most. */
-		wait = 1;
-		if (poll(&p, 1, wait) > 0) {
+		    now - start >= (uint64_t)timeout_ms * 1000000ull) {
+			pthread_mutex_unlock(&c->e->lock);
+			rc = gn_error_set(-ETIMEDOUT,
+					  "dpdk: %s: no message within %d ms",
+					  c->base.peer, timeout_ms);
+			break;
+		}
+		if (now < spin_until) {
+			pthread_mutex_unlock(&c->e->lock);
+			/*
+			 * A reply is likely within microseconds. Traffic of
+			 * other sessions keeps us spinning too: look for a
+			 * shutdown(conn_fd) every millisecond meanwhile.
+			 */
+			if (now - fd_checked >= 1000000ull) {
+				fd_checked = now;
+				if (poll(&p, 1, 0) > 0 &&
+				    read(c->fds[0], b, sizeof(b)) == 0) {
+					rc = gn_error_set(
+						-ECONNRESET,
+						"dpdk: %s: connection shut "
+						"down",
+						c->base.peer);
+					break;
+				}
+			}
+			continue;
+		}
+		/*
+		 * Quiet: sleep until the engine pokes (it does while
+		 * `sleeping` is set, under the lock: no lost wake-up), 1 ms
+		 * at most.
+		 */
+		c->sleeping = true;
+		pthread_mutex_unlock(&c->e->lock);
+		set_driving(c->e, &driving, false);
+		if (poll(&p, 1, 1) > 0) {
 			r = read(c->fds[0], b, sizeof(b));
-			if (r == 0) /* shutdown(conn_fd): asked to stop */
-				return gn_error_set(
+			if (r == 0) { /* shutdown(conn_fd): asked to stop */
+				rc = gn_error_set(
 					-ECONNRESET,
 					"dpdk: %s: connection shut down",
 					c->base.peer);
+				break;
+			}
 			spin_until = gn_clock_ns() + SPIN_NS;
 		}
 	}
+	set_driving(c->e, &driving, false);
+	return rc;
 }
 
 static int dpdk_conn_fd(const struct gn_conn *gc)

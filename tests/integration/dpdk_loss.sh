@@ -36,7 +36,10 @@ run_case() { # NAME FAULT TIMEOUT_MS [expect-fail]
 		echo "ok   $name ($fault): $(cat "$dir/$name.out") [$((SECONDS - t0)) s]"
 	else
 		echo "FAIL $name ($fault): exit $? after $((SECONDS - t0)) s"
-		cat "$dir/$name.out" "$dir/$name.err" | tail -5
+		echo "     client:"
+		cat "$dir/$name.out" "$dir/$name.err" | tail -8
+		echo "     runtime:"
+		tail -8 "$dir/$name.rt.log"
 		fail=1
 	fi
 	kill -TERM "$pid" 2>/dev/null
