@@ -410,9 +410,14 @@ int gn_dpdk_env_init(const struct gn_dpdk_env_opts *opts)
 		 */
 		if (rte_eal_get_runtime_dir()[0] != '\0')
 			(void)rmdir(rte_eal_get_runtime_dir());
-		return gn_error_set(-err,
-				    "dpdk: EAL start failed: %s; args: %s",
-				    rte_strerror(err), line);
+		return gn_error_set(
+			-err, "dpdk: EAL start failed: %s%s; args: %s",
+			rte_strerror(err),
+			o.no_huge ? ""
+				  : " (it runs on hugepages here: are any "
+				    "reserved, /proc/sys/vm/nr_hugepages, and "
+				    "hugetlbfs mounted?)",
+			line);
 	}
 	/*
 	 * Two Genie processes on one host both get lcore 0: pinned, their

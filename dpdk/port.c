@@ -767,6 +767,18 @@ const char *gn_dpdk_port_name(const struct gn_dpdk_port *port)
 	return port ? port->name : "(null)";
 }
 
+int gn_dpdk_port_mac(const struct gn_dpdk_port *port, uint8_t mac[6])
+{
+	struct rte_ether_addr a;
+
+	if (port == NULL || rte_eth_macaddr_get(port->port_id, &a) != 0)
+		return gn_error_set(-ENODEV, "dpdk port %s: no Ethernet "
+					     "address",
+				    port ? port->desc : "(null)");
+	memcpy(mac, a.addr_bytes, 6);
+	return 0;
+}
+
 bool gn_dpdk_port_link_up(const struct gn_dpdk_port *port)
 {
 	return port != NULL && gn_dpdk_port_dev_link_up(port->port_id);

@@ -166,6 +166,9 @@ void gn_dpdk_port_close(struct gn_dpdk_port **p);
 /* The port's name for logs, e.g. "net_memif0". */
 const char *gn_dpdk_port_name(const struct gn_dpdk_port *port);
 
+/* The port's Ethernet address into mac[6]. Returns 0 or -ENODEV. */
+int gn_dpdk_port_mac(const struct gn_dpdk_port *port, uint8_t mac[6]);
+
 /* Whether the link is up now (a memif peer connected). */
 bool gn_dpdk_port_link_up(const struct gn_dpdk_port *port);
 

@@ -89,9 +89,10 @@ struct dpdk_listener {
 
 /* What a dpdk:// target names: the port and the two ends' addresses. */
 struct target {
-	bool af_packet;	 /* else memif */
+	bool af_packet;	 /* af_packet on a kernel interface */
+	bool pci;	 /* a NIC with a DPDK driver; else memif */
 	char sock[200];	 /* memif socket */
-	char ifname[32]; /* af_packet interface */
+	char ifname[32]; /* af_packet interface, or the PCI address */
 	struct gn_rel_addr self, peer;
 };
 
@@ -356,7 +357,10 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 	int r;
 
 	gn_dpdk_port_opts_init(&po, sizeof(po));
-	if (e->t.af_packet) {
+	if (e->t.pci) {
+		po.kind = GN_DPDK_PORT_PCI;
+		po.pci_addr = e->t.ifname;
+	} else if (e->t.af_packet) {
 		po.kind = GN_DPDK_PORT_AF_PACKET;
 		po.ifname = e->t.ifname;
 		/* A veth with a kernel stack behind it drops bursts. */
@@ -373,8 +377,12 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 	po.link_timeout_ms = timeout_ms; /* 0: until e->stop */
 	po.cancel = &e->stop;
 	r = gn_dpdk_port_open(&po, &port);
-	if (r != 0)
+	if (r == 0 && e->t.pci)
+		r = gn_dpdk_port_mac(port, e->t.self.mac);
+	if (r != 0) {
+		gn_dpdk_port_close(&port);
 		return r;
+	}
 	gn_rel_config_init(&rc, sizeof(rc));
 	rc.accept = e->server;
 	/*
@@ -612,9 +620,14 @@ static int if_mac(const char *ifname, uint8_t mac[6])
  *       a kernel interface (a veth, a NIC without a DPDK driver): `ip` is
  *       this end's address; a connector names the listener's `peer` and
  *       `port` (default 7070); the peer's Ethernet address is learnt.
+ *   pci:DDDD:BB:DD.F,ip=A.B.C.D[,peer=E.F.G.H][,port=N]
+ *       a NIC bound to vfio-pci, hot-plugged into the EAL, which then
+ *       runs on hugepages (DMA needs them); addresses as for af_packet.
  */
 static int parse_spec(const char *spec, bool server, struct target *t)
 {
+	bool pci = strncmp(spec, "pci:", 4) == 0;
+
 	memset(t, 0, sizeof(*t));
 	if (strncmp(spec, "memif:", 6) == 0 && spec[6] != '\0') {
 		snprintf(t->sock, sizeof(t->sock), "%s", spec + 6);
@@ -622,12 +635,12 @@ static int parse_spec(const char *spec, bool server, struct target *t)
 		t->peer = server ? k_client : k_server;
 		return 0;
 	}
-	if (strncmp(spec, "af_packet:", 10) == 0) {
+	if (pci || strncmp(spec, "af_packet:", 10) == 0) {
 		char buf[256], *save = NULL, *tok;
 		uint32_t ip = 0, peer = 0;
 		unsigned port = 7070;
 
-		snprintf(buf, sizeof(buf), "%s", spec + 10);
+		snprintf(buf, sizeof(buf), "%s", spec + (pci ? 4 : 10));
 		tok = strtok_r(buf, ",", &save);
 		if (tok == NULL || strlen(tok) >= sizeof(t->ifname))
 			goto bad;
@@ -651,12 +664,14 @@ static int parse_spec(const char *spec, bool server, struct target *t)
 		}
 		if (ip == 0 || (!server && peer == 0))
 			goto bad;
-		if (if_mac(t->ifname, t->self.mac) != 0)
+		/* A PCI port's address is read once it is open. */
+		if (!pci && if_mac(t->ifname, t->self.mac) != 0)
 			return gn_error_set(-ENODEV,
 					    "dpdk: target 'dpdk://%s': no "
 					    "interface '%s' here",
 					    spec, t->ifname);
-		t->af_packet = true;
+		t->af_packet = !pci;
+		t->pci = pci;
 		t->self.ip = ip;
 		t->self.port = (uint16_t)(server ? port : port + 1);
 		memset(t->peer.mac, 0xff, 6); /* learnt from the answer */
@@ -669,7 +684,8 @@ bad:
 			    "dpdk: target 'dpdk://%s': expected "
 			    "dpdk://memif:/path/to/socket or "
 			    "dpdk://af_packet:IFACE,ip=A.B.C.D[,peer=E.F.G.H]"
-			    "[,port=N]",
+			    "[,port=N] or dpdk://pci:DDDD:BB:DD.F,ip=A.B.C.D"
+			    "[,peer=E.F.G.H][,port=N]",
 			    spec);
 }
 
@@ -754,7 +770,17 @@ static int engine_get(const char *spec, bool server,
 	e->listener = l;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
-	rc = gn_dpdk_env_init(NULL);
+	if (t.pci) {
+		struct gn_dpdk_env_opts eo;
+
+		/* A NIC reads and writes by DMA: hugepage memory. */
+		gn_dpdk_env_opts_init(&eo, sizeof(eo));
+		eo.no_huge = false;
+		eo.mem_mb = 0;
+		rc = gn_dpdk_env_init(&eo);
+	} else {
+		rc = gn_dpdk_env_init(NULL);
+	}
 	if (rc == -EALREADY)
 		rc = 0;
 	rc = rc ? rc : fault_from_env(e);
