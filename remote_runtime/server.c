@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +24,10 @@
 #include "server_internal.h"
 
 GN_LOG_REGISTER(runtime)
+
+/* Replies: 30 s, plus their bytes at 4 MB/s (256 MiB: 97 s in all). */
+#define SEND_TIMEOUT_MS 30000u
+#define SEND_MIN_BYTES_PER_MS 4000u
 
 void gn_server_opts_init(struct gn_server_opts *opts, size_t opts_size)
 {
@@ -294,11 +299,21 @@ int gn_server_send(struct conn_slot *cs, int type, uint64_t req_id,
 {
 	uint8_t *env;
 	size_t env_len;
+	uint64_t bytes = 0, ms;
 	int rc = gn_envelope_pack(type, req_id, body, &env, &env_len);
 
 	if (rc != 0)
 		return rc;
-	rc = gn_conn_send(cs->conn, env, env_len, payload, iovcnt, 30000);
+	/*
+	 * A reply gets SEND_TIMEOUT_MS plus the time it takes at the
+	 * slowest rate we accept, so a large result over a slow or lossy
+	 * link is not cut off while it still moves.
+	 */
+	for (int i = 0; i < iovcnt; i++)
+		bytes += payload[i].iov_len;
+	ms = SEND_TIMEOUT_MS + bytes / SEND_MIN_BYTES_PER_MS;
+	rc = gn_conn_send(cs->conn, env, env_len, payload, iovcnt,
+			  ms > INT_MAX ? INT_MAX : (int)ms);
 	free(env);
 	return rc;
 }
