@@ -62,6 +62,8 @@ GN_LOG_REGISTER(dpdk_transport)
 #define ACCEPT_MAX 64
 /* The engine's nap while traffic flows but nothing arrived. */
 #define BUSY_NAP_US 20
+/* Its nap while an application thread drives the port. */
+#define DRIVEN_NAP_US 1000
 /* Payloads sent from the caller's buffers, the send waiting for the ack. */
 #define SEND_ZC_MIN (256u << 10)
 
@@ -481,7 +483,7 @@ static void *engine_main(void *arg)
 		    0) {
 			/* A recv spins and drives the port: stay out of it. */
 			idle_us = 0;
-			sleep_us(BUSY_NAP_US * 5);
+			sleep_us(DRIVEN_NAP_US);
 			continue;
 		}
 		if (pthread_mutex_trylock(&e->lock) == 0) {
