@@ -144,7 +144,8 @@ void *gn_msg_buf_alloc(size_t len)
 			return NULL;
 		memcpy(base, &len, sizeof(len));
 		if (len >= BUF_CACHE_MIN) {
-			uintptr_t a = ((uintptr_t)base + 4095) & ~(uintptr_t)4095;
+			uintptr_t a =
+				((uintptr_t)base + 4095) & ~(uintptr_t)4095;
 			uintptr_t end = ((uintptr_t)base + BUF_HDR + len) &
 					~(uintptr_t)4095;
 

@@ -46,8 +46,9 @@ int gn_stream_frame_hdr(struct gn_conn *c, size_t env_len,
 	const char *name = c->ops->name;
 
 	if (iovcnt < 0 || iovcnt > GN_STREAM_MAX_PIECES)
-		return gn_error_set(-EINVAL, "%s: %d payload pieces, at most %d",
-				    name, iovcnt, GN_STREAM_MAX_PIECES);
+		return gn_error_set(-EINVAL,
+				    "%s: %d payload pieces, at most %d", name,
+				    iovcnt, GN_STREAM_MAX_PIECES);
 	if (env_len == 0 || env_len > c->limits.max_envelope)
 		return gn_error_set(-EMSGSIZE,
 				    "%s: envelope of %zu bytes, cap is %u",

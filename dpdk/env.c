@@ -464,8 +464,9 @@ static void thread_exit(void *arg)
 static void thread_key_make(void)
 {
 	if (pthread_key_create(&g_thread_key, thread_exit) != 0)
-		GN_LOG(WARNING, dpdk, "no thread key: registered threads "
-				      "keep their lcore ids at exit");
+		GN_LOG(WARNING, dpdk,
+		       "no thread key: registered threads "
+		       "keep their lcore ids at exit");
 }
 
 int gn_dpdk_thread_register(void)

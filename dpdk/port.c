@@ -772,8 +772,9 @@ int gn_dpdk_port_mac(const struct gn_dpdk_port *port, uint8_t mac[6])
 	struct rte_ether_addr a;
 
 	if (port == NULL || rte_eth_macaddr_get(port->port_id, &a) != 0)
-		return gn_error_set(-ENODEV, "dpdk port %s: no Ethernet "
-					     "address",
+		return gn_error_set(-ENODEV,
+				    "dpdk port %s: no Ethernet "
+				    "address",
 				    port ? port->desc : "(null)");
 	memcpy(mac, a.addr_bytes, 6);
 	return 0;

@@ -16,7 +16,7 @@
 #define RCV_WIN 4096 /* receive bitmap; rx_credits is capped below it */
 #define HASH_BUCKETS 1024
 #define RTT_BUCKETS 168 /* up to 2^42 ns, 4 buckets an octave */
-#define ACK_EVERY 16 /* packets received before an ack goes at once */
+#define ACK_EVERY 16	/* packets received before an ack goes at once */
 
 enum state { S_SYN_SENT, S_UP, S_DEAD };
 

@@ -74,7 +74,7 @@ struct dpdk_conn {
 	int fds[2];	  /* [0]: polled by recv; [1]: written by the engine */
 	struct gn_msg *q; /* received messages */
 	size_t nq, capq;
-	int closed; /* 0 open, else the session's end status */
+	int closed;    /* 0 open, else the session's end status */
 	bool sleeping; /* recv waits in poll(): poke it on a message */
 
 	uint64_t next_id;
