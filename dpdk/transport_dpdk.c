@@ -104,7 +104,7 @@ struct engine {
 	pthread_cond_t cond; /* session up or closed */
 	pthread_t thread;
 	atomic_bool stop;
-	/* Application threads spinning in recv: they drive the port. */
+	/* Application threads driving the port (in recv or wait_sent). */
 	atomic_int drivers;
 
 	char spec[256];
@@ -481,7 +481,7 @@ static void *engine_main(void *arg)
 
 		if (atomic_load_explicit(&e->drivers, memory_order_relaxed) >
 		    0) {
-			/* A recv spins and drives the port: stay out of it. */
+			/* A thread drives the port: stay out of its way. */
 			idle_us = 0;
 			sleep_us(DRIVEN_NAP_US);
 			continue;
@@ -1075,6 +1075,13 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	return 0;
 }
 
+/* recv's answer once shutdown(conn_fd) asked it to stop. */
+static int shut_down(const struct dpdk_conn *c)
+{
+	return gn_error_set(-ECONNRESET, "dpdk: %s: connection shut down",
+			    c->base.peer);
+}
+
 static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 {
 	struct dpdk_conn *c = (struct dpdk_conn *)gc;
@@ -1135,11 +1142,7 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 				fd_checked = now;
 				if (poll(&p, 1, 0) > 0 &&
 				    read(c->fds[0], b, sizeof(b)) == 0) {
-					rc = gn_error_set(
-						-ECONNRESET,
-						"dpdk: %s: connection shut "
-						"down",
-						c->base.peer);
+					rc = shut_down(c);
 					break;
 				}
 			}
@@ -1156,10 +1159,7 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 		if (poll(&p, 1, 1) > 0) {
 			r = read(c->fds[0], b, sizeof(b));
 			if (r == 0) { /* shutdown(conn_fd): asked to stop */
-				rc = gn_error_set(
-					-ECONNRESET,
-					"dpdk: %s: connection shut down",
-					c->base.peer);
+				rc = shut_down(c);
 				break;
 			}
 			spin_until = gn_clock_ns() + SPIN_NS;

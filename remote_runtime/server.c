@@ -211,8 +211,8 @@ struct gn_server *gn_server_create(const struct gn_server_opts *opts)
 		goto fail;
 	}
 	for (int i = 0; i <= s->opts.n_also_listen; i++) {
-		const char *url = i == 0 ? s->opts.listen
-					 : s->opts.also_listen[i - 1];
+		const char *url =
+			i == 0 ? s->opts.listen : s->opts.also_listen[i - 1];
 
 		rc = gn_listen(url, &topts, &s->listeners[i]);
 		if (rc != 0)
@@ -242,8 +242,8 @@ int gn_server_nlisteners(const struct gn_server *s)
 	return s->nlisteners;
 }
 
-const char *gn_server_listener_url(const struct gn_server *s, int i,
-				   char *buf, size_t len, const char **scheme)
+const char *gn_server_listener_url(const struct gn_server *s, int i, char *buf,
+				   size_t len, const char **scheme)
 {
 	const struct gn_listener *l;
 
@@ -621,9 +621,9 @@ int gn_server_run(struct gn_server *s)
 	int rc = 0;
 
 	for (int i = 0; i < s->nlisteners; i++)
-		p[i] = (struct pollfd){
-			.fd = s->listeners[i]->ops->listener_fd(s->listeners[i]),
-			.events = POLLIN};
+		p[i] = (struct pollfd){.fd = s->listeners[i]->ops->listener_fd(
+					       s->listeners[i]),
+				       .events = POLLIN};
 	p[s->nlisteners] =
 		(struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
 	for (;;) {
