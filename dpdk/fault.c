@@ -2,6 +2,7 @@
  * The lossy link (see fault.h): a min-heap of frames by delivery time.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,55 @@ void gn_fault_opts_init(struct gn_fault_opts *o, size_t opts_size)
 	memset(o, 0, opts_size);
 	memcpy(o, &d, opts_size < sizeof(d) ? opts_size : sizeof(d));
 	o->opts_size = opts_size;
+}
+
+int gn_fault_opts_parse(const char *spec, struct gn_fault_opts *o,
+			uint64_t *after)
+{
+	char buf[256], *save = NULL;
+
+	gn_fault_opts_init(o, sizeof(*o));
+	if (strlen(spec) >= sizeof(buf))
+		goto bad;
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *kv = strtok_r(buf, ",", &save); kv != NULL;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '='), *end;
+		double v;
+
+		if (eq == NULL)
+			goto bad;
+		*eq = '\0';
+		v = strtod(eq + 1, &end);
+		if (end == eq + 1 || *end != '\0' || v < 0)
+			goto bad;
+		if (strcmp(kv, "drop") == 0)
+			o->drop = v;
+		else if (strcmp(kv, "dup") == 0)
+			o->dup = v;
+		else if (strcmp(kv, "reorder") == 0)
+			o->reorder = v;
+		else if (strcmp(kv, "delay_us") == 0)
+			o->delay_ns = (uint64_t)(v * 1000);
+		else if (strcmp(kv, "burst_ms") == 0)
+			o->burst_len_ns = (uint64_t)(v * 1e6);
+		else if (strcmp(kv, "every_ms") == 0)
+			o->burst_every_ns = (uint64_t)(v * 1e6);
+		else if (strcmp(kv, "seed") == 0)
+			o->seed = (uint64_t)v;
+		else if (strcmp(kv, "after") == 0) {
+			if (after != NULL)
+				*after = (uint64_t)v;
+		} else
+			goto bad;
+	}
+	return 0;
+bad:
+	return gn_error_set(-EINVAL,
+			    "fault: '%s': expected KEY=NUMBER pairs with keys "
+			    "drop, dup, reorder, delay_us, burst_ms, every_ms, "
+			    "seed, after",
+			    spec);
 }
 
 static uint64_t rnd(struct gn_fault *f)

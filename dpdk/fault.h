@@ -25,6 +25,15 @@ struct gn_fault_opts {
 
 void gn_fault_opts_init(struct gn_fault_opts *o, size_t opts_size);
 
+/*
+ * Parse "drop=0.05,dup=0.01,reorder=0.02,delay_us=20,burst_ms=100,
+ * every_ms=1000,seed=7,after=0" (GENIE_DPDK_FAULT) into *o, initialised
+ * here; `after` (may be NULL) gets the frames to let through before
+ * faults start. Returns 0 or -EINVAL naming the expected form.
+ */
+int gn_fault_opts_parse(const char *spec, struct gn_fault_opts *o,
+			uint64_t *after);
+
 struct gn_fault;
 
 struct gn_fault_stats {

@@ -97,6 +97,7 @@ static int opts_resolve(const struct gn_dpdk_port_opts *in,
 	TAKE(zc_min_payload);
 	TAKE(tx_copy_only);
 	TAKE(cancel);
+	TAKE(no_link_wait);
 #undef TAKE
 #undef FIELD_OK
 	if (out->rx_ring_size == 0)
@@ -589,6 +590,8 @@ static int port_start(struct gn_dpdk_port *p, const struct gn_dpdk_port_opts *o,
 			gn_port_sleep_ns(10000000);
 			continue;
 		}
+		if (o->no_link_wait)
+			return 0;
 		slice = client ? RTE_MIN(deadline, gn_port_now_ns() + wait_ns)
 			       : deadline;
 		wait_ns = RTE_MIN(2 * wait_ns, MEMIF_RECONNECT_MAX_NS);

@@ -113,6 +113,13 @@ struct gn_dpdk_port_opts {
 	 * for its first client with its socket open throughout.
 	 */
 	const atomic_bool *cancel;
+	/*
+	 * Return once the device has started, without waiting for the link:
+	 * for memif servers whose clients come and go (the port sends and
+	 * receives nothing until one is connected; gn_dpdk_port_link_up()
+	 * tells). link_timeout_ms and cancel are then unused.
+	 */
+	bool no_link_wait;
 };
 
 /*

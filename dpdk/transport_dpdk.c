@@ -7,6 +7,13 @@
  *   dpdk://memif:/path/to/socket     memif; the listener is the memif
  *                                    server, a connector the client
  *
+ * (and af_packet and PCI targets; target.h has them all). A memif
+ * listener serves up to GN_DPDK_MEMIF_CLIENTS client processes at once,
+ * one memif interface id and one port each: it opens id 0 at once and
+ * the next whenever every id it has is connected (memif_grow()); a
+ * connector claims the lowest id no other process holds, and the frames
+ * for a client go out on its id's port (port_for()).
+ *
  * One engine per process (DPDK's EAL is per process): it starts the EAL
  * on first use (no hugepages, no PCI scan, a file prefix of its own),
  * opens the port, and runs one thread that takes received frames into the
@@ -51,6 +58,7 @@
 #include "log.h"
 #include "port.h"
 #include "rel.h"
+#include "target.h"
 #include "transport.h"
 #include "transport_dpdk.h"
 
@@ -89,17 +97,8 @@ struct dpdk_listener {
 	int nacc;
 };
 
-/* What a dpdk:// target names: the port and the two ends' addresses. */
-struct target {
-	bool af_packet;	 /* af_packet on a kernel interface */
-	bool pci;	 /* a NIC with a DPDK driver; else memif */
-	char sock[200];	 /* memif socket */
-	char ifname[32]; /* af_packet interface, or the PCI address */
-	struct gn_rel_addr self, peer;
-};
-
 struct engine {
-	struct target t;
+	struct gn_dpdk_target t;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* session up or closed */
 	pthread_t thread;
@@ -109,7 +108,17 @@ struct engine {
 
 	char spec[256];
 	bool server;
-	struct gn_dpdk_port *port;
+	/*
+	 * The ports, added under the lock and kept until the engine stops.
+	 * A memif listener has one per client id (memif is point to point):
+	 * it opens id 0 at once and the next whenever every one it has is
+	 * connected, up to GN_DPDK_MEMIF_CLIENTS; every other engine has one.
+	 */
+	struct gn_dpdk_port *ports[GN_DPDK_MEMIF_CLIENTS];
+	int nports;
+	uint64_t next_slot_check; /* memif listener: when to look again */
+	int memif_claim;	  /* memif connector: its id claim, or -1 */
+	uint32_t memif_id;	  /* memif connector: the id it claimed */
 	struct gn_rel_ep *ep;
 	struct dpdk_listener *listener;
 	struct gn_frame_limits limits;
@@ -125,12 +134,6 @@ static struct engine *g_engine;
 static pthread_mutex_t g_engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct gn_transport_ops dpdk_ops;
 
-/* memif is point to point: fixed addresses for its two ends. */
-static const struct gn_rel_addr k_server = {
-	{0x02, 0x47, 0x4e, 0, 0, 1}, 0x0a4d0001u, 7070};
-static const struct gn_rel_addr k_client = {
-	{0x02, 0x47, 0x4e, 0, 0, 2}, 0x0a4d0002u, 7071};
-
 static void poke(int fd)
 {
 	char b = 1;
@@ -142,6 +145,21 @@ static void poke(int fd)
 
 /* ---- rel callbacks (engine lock held) --------------------------------------
  */
+
+/*
+ * The port a frame goes out on: a memif listener's client's own (by the
+ * Ethernet address the frame is for), else the only one. NULL: no port
+ * for that address (yet).
+ */
+static struct gn_dpdk_port *port_for(struct engine *e, const uint8_t *frame)
+{
+	int id;
+
+	if (e->nports <= 1 || !e->server)
+		return e->nports > 0 ? e->ports[0] : NULL;
+	id = gn_dpdk_memif_id_of(frame);
+	return id >= 0 && id < e->nports ? e->ports[id] : NULL;
+}
 
 /* Send frames the lossy link has due, as copies (no completion). */
 static void fault_deliver_one(void *ctx, const uint8_t *frame, size_t len)
@@ -155,11 +173,13 @@ static void fault_deliver_one(void *ctx, const uint8_t *frame, size_t len)
 		.payload_len = len > GN_DPDK_FRAME_HDR_MAX
 				       ? (uint32_t)(len - GN_DPDK_FRAME_HDR_MAX)
 				       : 0};
+	struct gn_dpdk_port *port = port_for(e, frame);
 
 	if (f.payload_len == 0)
 		f.payload = NULL;
 	/* A full ring drops it: to the protocol, one more loss. */
-	(void)gn_dpdk_port_tx(e->port, &f, 1);
+	if (port != NULL)
+		(void)gn_dpdk_port_tx(port, &f, 1);
 }
 
 static int rel_tx(void *ctx, const struct gn_rel_pkt *p)
@@ -185,7 +205,12 @@ static int rel_tx(void *ctx, const struct gn_rel_pkt *p)
 				  .payload = p->payload,
 				  .payload_len = p->payload_len,
 				  .cookie = p->tx_ref};
-	int n = gn_dpdk_port_tx(e->port, &f, 1);
+	struct gn_dpdk_port *port = port_for(e, p->hdr);
+	int n;
+
+	if (port == NULL)
+		return -EHOSTUNREACH;
+	n = gn_dpdk_port_tx(port, &f, 1);
 
 	if (n == 1) {
 		/* Frames without a tx_ref need no completion. */
@@ -341,6 +366,13 @@ static void on_closed(void *ctx, struct gn_rel_session *s, int status)
 /* ---- the engine -------------------------------------------------------------
  */
 
+/*
+ * Open the engine's next port, waiting up to timeout_ms for its link (0:
+ * until the engine stops); a memif listener's ports do not wait: their
+ * clients come and go. The first port also makes the protocol endpoint.
+ * Called by one thread at a time (the one starting the engine, then the
+ * engine thread), so nports only grows under our feet.
+ */
 static int open_port(struct engine *e, uint32_t timeout_ms)
 {
 	struct gn_dpdk_port_opts po;
@@ -372,8 +404,18 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 		po.memif_socket = e->t.sock;
 		po.memif_role =
 			e->server ? GN_DPDK_MEMIF_SERVER : GN_DPDK_MEMIF_CLIENT;
+		po.memif_id = e->server ? (uint32_t)e->nports : e->memif_id;
 		/* Shared memory has no wire MTU: jumbo frames, 6x fewer. */
 		po.mtu = 9000;
+		if (e->server) {
+			po.no_link_wait = true;
+			/*
+			 * net_memif copies each frame out of its pool at once:
+			 * half the default pool per client keeps 16 clients
+			 * within the listener's EAL memory.
+			 */
+			po.pool_size = 2048;
+		}
 	}
 	po.tx_done = port_tx_done;
 	po.link_timeout_ms = timeout_ms; /* 0: until e->stop */
@@ -396,19 +438,55 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 	rc.mtu_payload =
 		(uint16_t)(gn_dpdk_port_max_frame(port) - GN_REL_FRAME_HDR);
 	pthread_mutex_lock(&e->lock);
-	e->ep = gn_rel_ep_create(&rc, &e->t.self, &ops);
+	if (e->ep == NULL)
+		e->ep = gn_rel_ep_create(&rc, &e->t.self, &ops);
 	if (e->ep == NULL) {
 		r = gn_last_error_code();
 		pthread_mutex_unlock(&e->lock);
 		gn_dpdk_port_close(&port);
 		return r;
 	}
-	e->port = port;
+	e->ports[e->nports++] = port;
 	pthread_mutex_unlock(&e->lock);
-	GN_LOG(NOTICE, dpdk_transport,
-	       "dpdk://%s up on %s, %u payload bytes a packet", e->spec,
-	       gn_dpdk_port_name(port), rc.mtu_payload);
+	if (po.kind == GN_DPDK_PORT_MEMIF && e->server)
+		GN_LOG(NOTICE, dpdk_transport,
+		       "dpdk://%s: memif client id %u ready on %s, %u payload "
+		       "bytes a packet",
+		       e->spec, po.memif_id, gn_dpdk_port_name(port),
+		       rc.mtu_payload);
+	else
+		GN_LOG(NOTICE, dpdk_transport,
+		       "dpdk://%s up on %s, %u payload bytes a packet", e->spec,
+		       gn_dpdk_port_name(port), rc.mtu_payload);
 	return 0;
+}
+
+/*
+ * A memif listener opens the next client id once every id it has is
+ * connected (memif is point to point: a second client on a taken id is
+ * turned away). Looked at every millisecond at most; a failure is logged
+ * and tried again after a second.
+ */
+static void memif_grow(struct engine *e)
+{
+	uint64_t now = gn_clock_ns();
+	bool all_up = true;
+
+	if (e->t.af_packet || e->t.pci || !e->server || e->nports == 0 ||
+	    e->nports >= GN_DPDK_MEMIF_CLIENTS || now < e->next_slot_check)
+		return;
+	e->next_slot_check = now + 1000000;
+	for (int i = 0; i < e->nports && all_up; i++)
+		all_up = gn_dpdk_port_link_up(e->ports[i]);
+	if (!all_up)
+		return;
+	if (open_port(e, 0) != 0) {
+		GN_LOG(ERR, dpdk_transport,
+		       "dpdk://%s: cannot open memif client id %d (%d "
+		       "clients connected, trying again in 1 s): %s",
+		       e->spec, e->nports, e->nports, gn_last_error());
+		e->next_slot_check = now + 1000000000ull;
+	}
 }
 
 /*
@@ -420,15 +498,19 @@ static int drive(struct engine *e, uint64_t *next)
 {
 	struct gn_dpdk_rx rx[RX_BURST];
 	uint64_t now = gn_clock_ns();
-	int n;
+	int n = 0;
 
 	(void)gn_dpdk_thread_register(); /* mbuf caches for this thread */
-	n = gn_dpdk_port_rx(e->port, rx, RX_BURST);
+	for (int p = 0; p < e->nports; p++) {
+		int got = gn_dpdk_port_rx(e->ports[p], rx, RX_BURST);
 
-	for (int i = 0; i < n; i++)
-		gn_rel_input(e->ep, rx[i].data, rx[i].len, now);
-	if (n > 0)
-		gn_dpdk_port_rx_release(e->port, rx, n);
+		for (int i = 0; i < got; i++)
+			gn_rel_input(e->ep, rx[i].data, rx[i].len, now);
+		if (got > 0) {
+			gn_dpdk_port_rx_release(e->ports[p], rx, got);
+			n += got;
+		}
+	}
 	*next = gn_rel_poll(e->ep, gn_clock_ns());
 	if (e->fault != NULL) {
 		uint64_t due;
@@ -463,13 +545,13 @@ static void *engine_main(void *arg)
 	uint32_t idle_us = 0;
 
 	/*
-	 * A listener's memif port comes up when its first client connects:
-	 * wait for that here, with no time limit and the socket open
-	 * throughout (closing and remaking it every so often left clients
-	 * on a loaded host connecting to a socket about to go); stopping
-	 * cancels the wait.
+	 * An af_packet or PCI listener's port comes up here, with no time
+	 * limit; stopping cancels the wait. A memif listener's first port is
+	 * open already, its socket open throughout (closing and remaking it
+	 * every so often left clients on a loaded host connecting to a
+	 * socket about to go).
 	 */
-	if (e->port == NULL && open_port(e, 0) != 0 &&
+	if (e->nports == 0 && open_port(e, 0) != 0 &&
 	    gn_last_error_code() != -ECANCELED) {
 		GN_LOG(ERR, dpdk_transport, "dpdk://%s: %s", e->spec,
 		       gn_last_error());
@@ -479,6 +561,7 @@ static void *engine_main(void *arg)
 		uint64_t next = UINT64_MAX, now;
 		int n = 0;
 
+		memif_grow(e);
 		if (atomic_load_explicit(&e->drivers, memory_order_relaxed) >
 		    0) {
 			/* A thread drives the port: stay out of its way. */
@@ -531,41 +614,16 @@ static int fault_from_env(struct engine *e)
 {
 	const char *spec = getenv("GENIE_DPDK_FAULT");
 	struct gn_fault_opts o;
-	char buf[256], *save = NULL;
+	int rc;
 
 	if (spec == NULL || *spec == '\0')
 		return 0;
-	gn_fault_opts_init(&o, sizeof(o));
-	snprintf(buf, sizeof(buf), "%s", spec);
-	for (char *kv = strtok_r(buf, ",", &save); kv != NULL;
-	     kv = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(kv, '='), *end;
-		double v;
+	rc = gn_fault_opts_parse(spec, &o, &e->fault_after);
+	if (rc != 0) {
+		char detail[400];
 
-		if (eq == NULL)
-			goto bad;
-		*eq = '\0';
-		v = strtod(eq + 1, &end);
-		if (*end != '\0' || v < 0)
-			goto bad;
-		if (strcmp(kv, "drop") == 0)
-			o.drop = v;
-		else if (strcmp(kv, "dup") == 0)
-			o.dup = v;
-		else if (strcmp(kv, "reorder") == 0)
-			o.reorder = v;
-		else if (strcmp(kv, "delay_us") == 0)
-			o.delay_ns = (uint64_t)(v * 1000);
-		else if (strcmp(kv, "burst_ms") == 0)
-			o.burst_len_ns = (uint64_t)(v * 1e6);
-		else if (strcmp(kv, "every_ms") == 0)
-			o.burst_every_ns = (uint64_t)(v * 1e6);
-		else if (strcmp(kv, "seed") == 0)
-			o.seed = (uint64_t)v;
-		else if (strcmp(kv, "after") == 0)
-			e->fault_after = (uint64_t)v;
-		else
-			goto bad;
+		snprintf(detail, sizeof(detail), "%s", gn_last_error());
+		return gn_error_set(rc, "dpdk: GENIE_DPDK_FAULT: %s", detail);
 	}
 	e->fault = gn_fault_create(&o);
 	if (e->fault == NULL)
@@ -573,125 +631,19 @@ static int fault_from_env(struct engine *e)
 	GN_LOG(WARNING, dpdk_transport,
 	       "fault injection on: GENIE_DPDK_FAULT=%s", spec);
 	return 0;
-bad:
-	return gn_error_set(-EINVAL,
-			    "dpdk: GENIE_DPDK_FAULT='%s': expected KEY=NUMBER "
-			    "pairs with keys drop, dup, reorder, delay_us, "
-			    "burst_ms, every_ms, seed, after",
-			    spec);
 }
 
-static int parse_ip(const char *s, uint32_t *ip)
+/* Close every port, and give back a memif connector's id. */
+static void close_ports(struct engine *e)
 {
-	unsigned a, b, c, d;
-	char end;
-
-	if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &end) != 4 || a > 255 ||
-	    b > 255 || c > 255 || d > 255)
-		return -1;
-	*ip = a << 24 | b << 16 | c << 8 | d;
-	return 0;
+	for (int i = 0; i < e->nports; i++)
+		gn_dpdk_port_close(&e->ports[i]);
+	e->nports = 0;
+	if (e->memif_claim >= 0)
+		close(e->memif_claim);
+	e->memif_claim = -1;
 }
 
-/* The interface's Ethernet address, from sysfs. */
-static int if_mac(const char *ifname, uint8_t mac[6])
-{
-	char path[128], line[64];
-	unsigned m[6];
-	FILE *f;
-	int ok;
-
-	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	ok = fgets(line, sizeof(line), f) != NULL &&
-	     sscanf(line, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3],
-		    &m[4], &m[5]) == 6;
-	fclose(f);
-	for (int i = 0; ok && i < 6; i++)
-		mac[i] = (uint8_t)m[i];
-	return ok ? 0 : -1;
-}
-
-/*
- * Targets:
- *   memif:/path/to/socket
- *       point to point over a memif socket (fixed addresses inside);
- *   af_packet:IFACE,ip=A.B.C.D[,peer=E.F.G.H][,port=N]
- *       a kernel interface (a veth, a NIC without a DPDK driver): `ip` is
- *       this end's address; a connector names the listener's `peer` and
- *       `port` (default 7070); the peer's Ethernet address is learnt.
- *   pci:DDDD:BB:DD.F,ip=A.B.C.D[,peer=E.F.G.H][,port=N]
- *       a NIC bound to vfio-pci, hot-plugged into the EAL, which then
- *       runs on hugepages (DMA needs them); addresses as for af_packet.
- */
-static int parse_spec(const char *spec, bool server, struct target *t)
-{
-	bool pci = strncmp(spec, "pci:", 4) == 0;
-
-	memset(t, 0, sizeof(*t));
-	if (strncmp(spec, "memif:", 6) == 0 && spec[6] != '\0') {
-		snprintf(t->sock, sizeof(t->sock), "%s", spec + 6);
-		t->self = server ? k_server : k_client;
-		t->peer = server ? k_client : k_server;
-		return 0;
-	}
-	if (pci || strncmp(spec, "af_packet:", 10) == 0) {
-		char buf[256], *save = NULL, *tok;
-		uint32_t ip = 0, peer = 0;
-		unsigned port = 7070;
-
-		snprintf(buf, sizeof(buf), "%s", spec + (pci ? 4 : 10));
-		tok = strtok_r(buf, ",", &save);
-		if (tok == NULL || strlen(tok) >= sizeof(t->ifname))
-			goto bad;
-		snprintf(t->ifname, sizeof(t->ifname), "%s", tok);
-		while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
-			if (strncmp(tok, "ip=", 3) == 0) {
-				if (parse_ip(tok + 3, &ip) != 0)
-					goto bad;
-			} else if (strncmp(tok, "peer=", 5) == 0) {
-				if (parse_ip(tok + 5, &peer) != 0)
-					goto bad;
-			} else if (strncmp(tok, "port=", 5) == 0) {
-				char *end;
-
-				port = (unsigned)strtoul(tok + 5, &end, 10);
-				if (*end != '\0' || port == 0 || port > 65535)
-					goto bad;
-			} else {
-				goto bad;
-			}
-		}
-		if (ip == 0 || (!server && peer == 0))
-			goto bad;
-		/* A PCI port's address is read once it is open. */
-		if (!pci && if_mac(t->ifname, t->self.mac) != 0)
-			return gn_error_set(-ENODEV,
-					    "dpdk: target 'dpdk://%s': no "
-					    "interface '%s' here",
-					    spec, t->ifname);
-		t->af_packet = !pci;
-		t->pci = pci;
-		t->self.ip = ip;
-		t->self.port = (uint16_t)(server ? port : port + 1);
-		memset(t->peer.mac, 0xff, 6); /* learnt from the answer */
-		t->peer.ip = peer;
-		t->peer.port = (uint16_t)port;
-		return 0;
-	}
-bad:
-	return gn_error_set(-EINVAL,
-			    "dpdk: target 'dpdk://%s': expected "
-			    "dpdk://memif:/path/to/socket or "
-			    "dpdk://af_packet:IFACE,ip=A.B.C.D[,peer=E.F.G.H]"
-			    "[,port=N] or dpdk://pci:DDDD:BB:DD.F,ip=A.B.C.D"
-			    "[,peer=E.F.G.H][,port=N]",
-			    spec);
-}
-
-/* The process's engine for `spec` as server or client, started once. */
 static void engine_stop(void)
 {
 	struct engine *e = g_engine;
@@ -718,7 +670,7 @@ static void engine_stop(void)
 		       (unsigned long long)st.stray_frames);
 	}
 	gn_rel_ep_destroy(&e->ep);
-	gn_dpdk_port_close(&e->port);
+	close_ports(e);
 	gn_fault_destroy(&e->fault);
 	pthread_mutex_unlock(&e->lock);
 	g_engine = NULL;
@@ -732,9 +684,9 @@ static int engine_get(const char *spec, bool server,
 		      const struct gn_transport_opts *opts,
 		      struct dpdk_listener *l, struct engine **out)
 {
-	struct target t;
+	struct gn_dpdk_target t;
 	struct engine *e;
-	int rc = parse_spec(spec, server, &t);
+	int rc = gn_dpdk_target_parse(spec, server, &t);
 
 	if (rc != 0)
 		return rc;
@@ -780,6 +732,13 @@ static int engine_get(const char *spec, bool server,
 		eo.no_huge = false;
 		eo.mem_mb = 0;
 		rc = gn_dpdk_env_init(&eo);
+	} else if (server && !t.af_packet) {
+		struct gn_dpdk_env_opts eo;
+
+		/* Packet pools for every memif client id (open_port). */
+		gn_dpdk_env_opts_init(&eo, sizeof(eo));
+		eo.mem_mb = 1024;
+		rc = gn_dpdk_env_init(&eo);
 	} else {
 		rc = gn_dpdk_env_init(NULL);
 	}
@@ -788,8 +747,18 @@ static int engine_get(const char *spec, bool server,
 	rc = rc ? rc : fault_from_env(e);
 	if (rc == 0)
 		gn_dpdk_telemetry_register();
-	/* A client needs its link now; a listener gets it in the engine. */
-	if (rc == 0 && !server)
+	e->memif_claim = -1;
+	if (rc == 0 && !server && !t.af_packet && !t.pci) {
+		rc = gn_dpdk_memif_claim(t.sock, &e->memif_id);
+		e->memif_claim = rc >= 0 ? rc : -1;
+		rc = rc >= 0 ? 0 : rc;
+		gn_dpdk_target_memif_id(&e->t, e->memif_id);
+	}
+	/*
+	 * A client needs its link now, and a memif listener its socket; an
+	 * af_packet or PCI listener gets its link in the engine.
+	 */
+	if (rc == 0 && (!server || (!t.af_packet && !t.pci)))
 		rc = open_port(e, 10000);
 	g_engine = rc == 0 ? e : NULL;
 	if (rc == 0 && pthread_create(&e->thread, NULL, engine_main, e) != 0) {
@@ -799,7 +768,7 @@ static int engine_get(const char *spec, bool server,
 	}
 	if (rc != 0) {
 		gn_rel_ep_destroy(&e->ep);
-		gn_dpdk_port_close(&e->port);
+		close_ports(e);
 		gn_fault_destroy(&e->fault);
 		pthread_mutex_unlock(&g_engine_lock);
 		free(e);
@@ -974,7 +943,7 @@ static int wait_sent(struct dpdk_conn *c, struct send_ctx *sc, int timeout_ms)
 
 		set_driving(c->e, &driving, true);
 		pthread_mutex_lock(&c->e->lock);
-		if (c->e->port != NULL)
+		if (c->e->nports > 0)
 			n = drive(c->e, &next);
 		done = sc->done;
 		now = gn_clock_ns();
@@ -1100,7 +1069,7 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 		set_driving(c->e, &driving, true);
 		pthread_mutex_lock(&c->e->lock);
 		c->sleeping = false;
-		if (c->e->port != NULL && drive(c->e, &next) > 0)
+		if (c->e->nports > 0 && drive(c->e, &next) > 0)
 			spin_until = gn_clock_ns() + SPIN_NS; /* traffic */
 		if (c->nq > 0) {
 			*msg = c->q[0];
