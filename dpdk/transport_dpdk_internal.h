@@ -1,0 +1,124 @@
+/*
+ * What the dpdk:// transport's two files share: the engine
+ * (transport_dpdk_engine.c: EAL, ports, reliable messaging, the thread
+ * that drives them) and the transport ops (transport_dpdk.c). Private to
+ * dpdk/; no rte_*.h.
+ */
+#ifndef GN_DPDK_TRANSPORT_DPDK_INTERNAL_H
+#define GN_DPDK_TRANSPORT_DPDK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fault.h"
+#include "frame.h"
+#include "port.h"
+#include "rel.h"
+#include "target.h"
+#include "transport.h"
+
+#define RX_BURST 64
+/* How long a waiting recv or send spins after the last packet arrived. */
+#define SPIN_NS 200000ull
+#define ACCEPT_MAX 64
+/* The engine's nap while traffic flows but nothing arrived. */
+#define BUSY_NAP_US 20
+/* Its nap while an application thread drives the port. */
+#define DRIVEN_NAP_US 1000
+/* Payloads sent from the caller's buffers, the send waiting for the ack. */
+#define SEND_ZC_MIN (256u << 10)
+
+struct dpdk_conn {
+	struct gn_conn base; /* first: the generic code casts */
+	struct engine *e;
+	struct gn_rel_session *s;
+	int fds[2];	  /* [0]: polled by recv; [1]: written by the engine */
+	struct gn_msg *q; /* received messages */
+	size_t nq, capq;
+	int closed;    /* 0 open, else the session's end status */
+	bool sleeping; /* recv waits in poll(): poke it on a message */
+
+	uint64_t next_id;
+	bool up;
+};
+
+struct dpdk_listener {
+	struct gn_listener base;
+	struct engine *e;
+	int fds[2];
+	struct dpdk_conn *acc[ACCEPT_MAX];
+	int nacc;
+};
+
+struct engine {
+	struct gn_dpdk_target t;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* session up or closed */
+	pthread_t thread;
+	atomic_bool stop;
+	/* Application threads driving the port (in recv or wait_sent). */
+	atomic_int drivers;
+
+	char spec[256];
+	bool server;
+	/*
+	 * The ports, added under the lock and kept until the engine stops.
+	 * A memif listener has one per client id (memif is point to point):
+	 * it opens id 0 at once and the next whenever every one it has is
+	 * connected, up to GN_DPDK_MEMIF_CLIENTS; every other engine has one.
+	 */
+	struct gn_dpdk_port *ports[GN_DPDK_MEMIF_CLIENTS];
+	int nports;
+	uint64_t next_slot_check; /* memif listener: when to look again */
+	int memif_claim;	  /* memif connector: its id claim, or -1 */
+	uint32_t memif_id;	  /* memif connector: the id it claimed */
+	struct gn_rel_ep *ep;
+	struct dpdk_listener *listener;
+	struct gn_frame_limits limits;
+	int users;
+	/* GENIE_DPDK_FAULT: frames we send go through a lossy link first. */
+	struct gn_fault *fault;
+	uint64_t fault_after; /* frames sent before faults start */
+	uint64_t frames_sent;
+	uint8_t fault_buf[16384];
+};
+
+/*
+ * What a sent message's cookie points to, at the start of the buffer that
+ * holds the message (gathered) or its frame header and envelope (payload
+ * sent from the caller's buffers, the sender waiting for on_sent).
+ */
+struct send_ctx {
+	bool wait; /* a sender waits for the end and frees the buffer */
+	bool done;
+	int status;
+};
+
+extern const struct gn_transport_ops gn_dpdk_transport_ops;
+
+/*
+ * The process's engine for `spec` as listener (`server`, with its
+ * listener `l`) or connector, started on first use; later calls must
+ * name the same target and role (one DPDK port per process) and count
+ * one more user. Returns 0 or a negative errno with the error set.
+ */
+int gn_dpdk_engine_get(const char *spec, bool server,
+		       const struct gn_transport_opts *opts,
+		       struct dpdk_listener *l, struct engine **out);
+
+/*
+ * Take what the ports received into the protocol and run its timers.
+ * Engine lock held. Returns the frames taken; *next gets the protocol's
+ * next deadline.
+ */
+int gn_dpdk_engine_drive(struct engine *e, uint64_t *next);
+
+/* A connection for session `s` (engine lock held); NULL when out of memory. */
+struct dpdk_conn *gn_dpdk_conn_new(struct engine *e, struct gn_rel_session *s);
+
+/* Sleep `us` microseconds. */
+void gn_dpdk_nap_us(uint32_t us);
+
+#endif /* GN_DPDK_TRANSPORT_DPDK_INTERNAL_H */
