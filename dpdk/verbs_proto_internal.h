@@ -1,0 +1,131 @@
+/*
+ * Private to the verbs protocol engine (verbs_proto.c, the receive side,
+ * progress and life of a connection; verbs_proto_send.c, the send side):
+ * the connection's state and the helpers both halves use. Nothing outside
+ * dpdk/verbs_proto*.c includes it.
+ */
+#ifndef GN_DPDK_VERBS_PROTO_INTERNAL_H
+#define GN_DPDK_VERBS_PROTO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "verbs_proto.h"
+
+GN_LOG_EXTERN(verbs);
+
+/* wr_id: the kind in the top byte, a slot index below. */
+#define WR_SHIFT 56
+enum { WR_RECV = 1, WR_SEND = 2, WR_WRITE = 3, WR_STAGE = 4 };
+#define WR(kind, idx) (((uint64_t)(kind) << WR_SHIFT) | (uint64_t)(idx))
+
+#define POLL_BURST 16
+#define CTS_BODY 20   /* addr u64, rkey u32, len u64 */
+#define LINGER_MS 500 /* destroy: how long outstanding SENDs may take */
+#define DRAIN_MS 2000 /* destroy: how long flushes may take */
+
+enum { OUT_NONE, OUT_WAIT_CTS, OUT_GOT_CTS };
+
+struct seg {
+	const uint8_t *p;
+	size_t len;
+	void *mr;
+};
+
+struct gn_vp_conn {
+	const struct gn_vp_ops *ops;
+	void *ctx;
+	struct gn_vp_params p;
+	char peer[64];
+	int err;       /* 0, or the failure every later call returns */
+	char why[384]; /* its text */
+	bool tell;     /* an ERROR for the peer is still to be posted */
+
+	uint8_t *rx; /* nrecv receive buffers of buf_size */
+	void *rx_mr;
+	uint8_t *tx; /* ntx send buffers of peer_buf_size */
+	void *tx_mr;
+	uint8_t *tx_busy;
+	uint32_t ntx, tx_free;
+	uint8_t *stage; /* staging ring, registered at first use */
+	void *stage_mr;
+	uint8_t *stage_busy;
+	uint32_t stage_free;
+	size_t slot_size;
+
+	uint32_t credits; /* SENDs we may post: the peer's free receives */
+	uint32_t owed;	  /* receives reposted, not yet told to the peer */
+	uint32_t sq_out;  /* send-queue requests posted, not completed */
+	uint32_t rq_out;  /* receives posted, not completed */
+	uint32_t writes_out;
+	uint32_t next_send_id, next_recv_id;
+
+	struct { /* the message arriving by rendezvous */
+		bool active, cts_pending;
+		uint32_t id, rkey;
+		uint8_t *buf;
+		size_t env_len, payload_len, inl;
+		void *mr;
+	} in;
+	struct { /* ours, waiting for its CTS */
+		int state;
+		uint32_t id, rkey;
+		uint64_t want, raddr;
+	} out;
+
+	struct gn_msg *q; /* complete messages for recv: a ring */
+	size_t qhead, qn, qcap;
+	bool said_zc, said_staged;
+};
+
+static inline void gn_vp_put32(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void gn_vp_put64(uint8_t *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t gn_vp_get32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static inline uint64_t gn_vp_get64(const uint8_t *b)
+{
+	return (uint64_t)gn_vp_get32(b) | (uint64_t)gn_vp_get32(b + 4) << 32;
+}
+
+/* The connection's failure again: its code, its text in the error slot. */
+int gn_vp_sticky(const struct gn_vp_conn *c);
+/* Fail the connection (the first failure wins) and return its code. */
+int gn_vp_fail(struct gn_vp_conn *c, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A send buffer, credits (min_credits) and send-queue room are there. */
+bool gn_vp_tx_can(const struct gn_vp_conn *c, uint32_t min_credits);
+/* Take a free send buffer (gn_vp_tx_can() said there is one). */
+uint32_t gn_vp_tx_take(struct gn_vp_conn *c);
+uint8_t *gn_vp_tx_buf(const struct gn_vp_conn *c, uint32_t slot);
+/* Post slot's message: header here, `len` body bytes already in place. */
+int gn_vp_tx_post(struct gn_vp_conn *c, uint32_t slot, int type, uint32_t id,
+		  uint32_t len);
+
+typedef bool (*gn_vp_cond_fn)(const struct gn_vp_conn *c);
+/*
+ * Progress until ok(c), the deadline (-ETIMEDOUT, no text), or unless
+ * draining a failure (its code). Arms the CQ and re-polls before
+ * sleeping, so a completion that lands in between is not missed.
+ */
+int gn_vp_wait_for(struct gn_vp_conn *c, gn_vp_cond_fn ok, uint64_t deadline,
+		   bool drain);
+/* gn_clock_ns() timeout_ms from now; UINT64_MAX when timeout_ms < 0. */
+uint64_t gn_vp_deadline(int timeout_ms);
+
+#endif /* GN_DPDK_VERBS_PROTO_INTERNAL_H */
