@@ -168,26 +168,38 @@ static void canonical_path(const char *sock, char *out, size_t len)
 	snprintf(out, len, "%s/%s", real, base);
 }
 
-int gn_dpdk_memif_claim(const char *sock, uint32_t *id)
+uint64_t gn_dpdk_memif_key(const char *sock)
 {
 	char path[2 * PATH_MAX + 2];
-	uint64_t h;
-	int fd;
 
 	canonical_path(sock, path, sizeof(path));
-	h = gn_hash64(path, strlen(path), 0x67656e69656d6966ull);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return gn_hash64(path, strlen(path), 0x67656e69656d6966ull);
+}
+
+/* The abstract socket address standing for id `id` of socket `key`. */
+static socklen_t claim_addr(uint64_t key, uint32_t id, struct sockaddr_un *a)
+{
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1,
+		     "genie-memif-%016llx-%u", (unsigned long long)key, id);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			   (size_t)n);
+}
+
+int gn_dpdk_memif_claim(const char *sock, uint32_t *id)
+{
+	uint64_t key = gn_dpdk_memif_key(sock);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
 	if (fd < 0)
 		return gn_error_set(-errno, "dpdk: memif id claim: socket: %s",
 				    strerror(errno));
 	for (uint32_t i = 0; i < GN_DPDK_MEMIF_CLIENTS; i++) {
-		struct sockaddr_un a = {.sun_family = AF_UNIX};
-		int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1,
-				 "genie-memif-%016llx-%u",
-				 (unsigned long long)h, i);
-		socklen_t alen =
-			(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-				    (size_t)n);
+		struct sockaddr_un a;
+		socklen_t alen = claim_addr(key, i, &a);
 
 		if (bind(fd, (struct sockaddr *)&a, alen) == 0) {
 			*id = i;
@@ -200,7 +212,7 @@ int gn_dpdk_memif_claim(const char *sock, uint32_t *id)
 			return gn_error_set(-err,
 					    "dpdk: memif id claim for %s: "
 					    "bind: %s",
-					    path, strerror(err));
+					    sock, strerror(err));
 		}
 	}
 	close(fd);
@@ -208,5 +220,27 @@ int gn_dpdk_memif_claim(const char *sock, uint32_t *id)
 			    "dpdk: memif socket %s: all %d client ids are "
 			    "held by other processes on this host; one "
 			    "listener serves at most %d memif clients at once",
-			    path, GN_DPDK_MEMIF_CLIENTS, GN_DPDK_MEMIF_CLIENTS);
+			    sock, GN_DPDK_MEMIF_CLIENTS, GN_DPDK_MEMIF_CLIENTS);
+}
+
+int gn_dpdk_memif_claims(uint64_t key, uint32_t from, int *probe)
+{
+	int top = (int)from;
+
+	if (*probe < 0) {
+		*probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (*probe < 0)
+			return gn_error_set(-errno,
+					    "dpdk: memif claims: socket: %s",
+					    strerror(errno));
+	}
+	/* connect() on a datagram socket only names its peer: no traffic. */
+	for (uint32_t i = from; i < GN_DPDK_MEMIF_CLIENTS; i++) {
+		struct sockaddr_un a;
+		socklen_t alen = claim_addr(key, i, &a);
+
+		if (connect(*probe, (struct sockaddr *)&a, alen) == 0)
+			top = (int)i + 1;
+	}
+	return top;
 }

@@ -6,8 +6,9 @@
  *       processes on one host over a memif socket. The listener is the
  *       memif server and takes up to GN_DPDK_MEMIF_CLIENTS clients, each
  *       on a memif interface id of its own: a connecting process claims
- *       the lowest free id (gn_dpdk_memif_claim()), and its addresses
- *       follow from that id (fixed addresses inside; nothing to set).
+ *       the lowest free id (gn_dpdk_memif_claim()), the listener opens a
+ *       port for every id claimed (gn_dpdk_memif_claims()), and a
+ *       client's addresses follow from its id (nothing to set).
  *   af_packet:IFACE,ip=A.B.C.D[,peer=E.F.G.H][,port=N]
  *       a kernel interface (a veth, a NIC without a DPDK driver): `ip` is
  *       this end's address; a connector names the listener's `peer` and
@@ -57,11 +58,24 @@ int gn_dpdk_memif_id_of(const uint8_t dst_mac[6]);
  * Claim the lowest memif interface id of socket `sock` that no other
  * process on this host holds, for as long as the returned descriptor is
  * open (closed, or the process gone, the id is free again). The claim is
- * an abstract Unix socket named after the socket's path, so it needs no
- * file and no permission, and vanishes with its process. Returns the
- * descriptor (>= 0) with *id set, or -EBUSY when all
+ * an abstract Unix socket named after a hash of the socket's absolute
+ * path (gn_dpdk_memif_key()), so it needs no file and no permission, and
+ * vanishes with its process; claims are per network namespace. Returns
+ * the descriptor (>= 0) with *id set, or -EBUSY when all
  * GN_DPDK_MEMIF_CLIENTS ids are held, or -errno.
  */
 int gn_dpdk_memif_claim(const char *sock, uint32_t *id);
+
+/* The key of socket `sock`'s claims: every spelling of one path agrees. */
+uint64_t gn_dpdk_memif_key(const char *sock);
+
+/*
+ * How many ids a listener needs for the claims held now on socket `key`,
+ * looking at ids `from` and up only (those below are open already): one
+ * more than the highest claimed, or `from` when none is. *probe is a
+ * descriptor this keeps between calls (-1 the first time; the caller
+ * closes it). Returns that count or -errno.
+ */
+int gn_dpdk_memif_claims(uint64_t key, uint32_t from, int *probe);
 
 #endif /* GN_DPDK_TARGET_H */

@@ -9,10 +9,10 @@
  *
  * (and af_packet and PCI targets; target.h has them all). A memif
  * listener serves up to GN_DPDK_MEMIF_CLIENTS client processes at once,
- * one memif interface id and one port each: it opens id 0 at once and
- * the next whenever every id it has is connected (memif_grow()); a
- * connector claims the lowest id no other process holds, and the frames
- * for a client go out on its id's port (port_for()).
+ * one memif interface id and one port each: a connector claims the
+ * lowest id no other process holds, the listener opens id 0 at once and
+ * a port for every id claimed since (memif_grow(), every 50 ms), and the
+ * frames for a client go out on its id's port (port_for()).
  *
  * This file holds the transport ops; the engine is in
  * transport_dpdk_engine.c, what they share in transport_dpdk_internal.h.

@@ -344,30 +344,42 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 }
 
 /*
- * A memif listener opens the next client id once every id it has is
- * connected (memif is point to point: a second client on a taken id is
- * turned away). Looked at every millisecond at most; a failure is logged
- * and tried again after a second.
+ * A memif listener opens a port for every client id claimed (memif is
+ * point to point: one id, one client). A connecting process claims its id
+ * before it connects and keeps trying for seconds, so looking every
+ * CLAIM_CHECK_NS is soon enough. A failure is logged and tried again
+ * after a second.
  */
+#define CLAIM_CHECK_NS 50000000ull
+
 static void memif_grow(struct engine *e)
 {
 	uint64_t now = gn_clock_ns();
-	bool all_up = true;
+	int want;
 
 	if (e->t.af_packet || e->t.pci || !e->server || e->nports == 0 ||
 	    e->nports >= GN_DPDK_MEMIF_CLIENTS || now < e->next_slot_check)
 		return;
-	e->next_slot_check = now + 1000000;
-	for (int i = 0; i < e->nports && all_up; i++)
-		all_up = gn_dpdk_port_link_up(e->ports[i]);
-	if (!all_up)
-		return;
-	if (open_port(e, 0) != 0) {
+	e->next_slot_check = now + CLAIM_CHECK_NS;
+	want = gn_dpdk_memif_claims(e->memif_key, (uint32_t)e->nports,
+				    &e->claim_probe);
+	if (want < 0) {
 		GN_LOG(ERR, dpdk_transport,
-		       "dpdk://%s: cannot open memif client id %d (%d "
-		       "clients connected, trying again in 1 s): %s",
-		       e->spec, e->nports, e->nports, gn_last_error());
+		       "dpdk://%s: cannot read memif client claims (trying "
+		       "again in 1 s): %s",
+		       e->spec, gn_last_error());
 		e->next_slot_check = now + 1000000000ull;
+		return;
+	}
+	while (e->nports < want) {
+		if (open_port(e, 0) != 0) {
+			GN_LOG(ERR, dpdk_transport,
+			       "dpdk://%s: cannot open memif client id %d "
+			       "(trying again in 1 s): %s",
+			       e->spec, e->nports, gn_last_error());
+			e->next_slot_check = now + 1000000000ull;
+			return;
+		}
 	}
 }
 
@@ -524,6 +536,9 @@ static void close_ports(struct engine *e)
 	if (e->memif_claim >= 0)
 		close(e->memif_claim);
 	e->memif_claim = -1;
+	if (e->claim_probe >= 0)
+		close(e->claim_probe);
+	e->claim_probe = -1;
 }
 
 static void engine_stop(void)
@@ -630,6 +645,8 @@ int gn_dpdk_engine_get(const char *spec, bool server,
 	if (rc == 0)
 		gn_dpdk_telemetry_register();
 	e->memif_claim = -1;
+	e->claim_probe = -1;
+	e->memif_key = gn_dpdk_memif_key(t.sock);
 	if (rc == 0 && !server && !t.af_packet && !t.pci) {
 		rc = gn_dpdk_memif_claim(t.sock, &e->memif_id);
 		e->memif_claim = rc >= 0 ? rc : -1;

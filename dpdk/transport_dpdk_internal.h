@@ -66,12 +66,14 @@ struct engine {
 	/*
 	 * The ports, added under the lock and kept until the engine stops.
 	 * A memif listener has one per client id (memif is point to point):
-	 * it opens id 0 at once and the next whenever every one it has is
-	 * connected, up to GN_DPDK_MEMIF_CLIENTS; every other engine has one.
+	 * it opens id 0 at once and more as clients claim them, up to
+	 * GN_DPDK_MEMIF_CLIENTS (memif_grow()); every other engine has one.
 	 */
 	struct gn_dpdk_port *ports[GN_DPDK_MEMIF_CLIENTS];
 	int nports;
 	uint64_t next_slot_check; /* memif listener: when to look again */
+	uint64_t memif_key;	  /* memif: the socket's claims */
+	int claim_probe;	  /* memif listener: for reading claims */
 	int memif_claim;	  /* memif connector: its id claim, or -1 */
 	uint32_t memif_id;	  /* memif connector: the id it claimed */
 	struct gn_rel_ep *ep;

@@ -113,7 +113,8 @@ static void test_memif_claims(void **state)
 {
 	char dir[] = "/tmp/genie-claim-XXXXXX", sock[64], other[64], rel[96],
 	     cwd[512];
-	int fds[GN_DPDK_MEMIF_CLIENTS], fd, fd2;
+	int fds[GN_DPDK_MEMIF_CLIENTS], fd, fd2, probe = -1;
+	uint64_t key;
 	uint32_t id;
 
 	(void)state;
@@ -121,11 +122,16 @@ static void test_memif_claims(void **state)
 	snprintf(sock, sizeof(sock), "%s/sock", dir);
 	snprintf(other, sizeof(other), "%s/other", dir);
 
+	/* A listener sees no claim yet. */
+	key = gn_dpdk_memif_key(sock);
+	assert_int_equal(gn_dpdk_memif_claims(key, 0, &probe), 0);
+
 	/* Claims take the lowest free id, each held by its descriptor. */
 	for (int i = 0; i < GN_DPDK_MEMIF_CLIENTS; i++) {
 		fds[i] = gn_dpdk_memif_claim(sock, &id);
 		assert_true(fds[i] >= 0);
 		assert_int_equal(id, (uint32_t)i);
+		assert_int_equal(gn_dpdk_memif_claims(key, 0, &probe), i + 1);
 	}
 	assert_int_equal(gn_dpdk_memif_claim(sock, &id), -EBUSY);
 	assert_non_null(strstr(gn_last_error(), "at most 16 memif clients"));
@@ -135,6 +141,23 @@ static void test_memif_claims(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(id, 0);
 	close(fd);
+
+	/* The listener needs ids up to the highest claimed, holes and all. */
+	for (int i = 0; i < GN_DPDK_MEMIF_CLIENTS - 1; i++)
+		if (i != 5)
+			close(fds[i]);
+	assert_int_equal(gn_dpdk_memif_claims(key, 0, &probe),
+			 GN_DPDK_MEMIF_CLIENTS);
+	close(fds[GN_DPDK_MEMIF_CLIENTS - 1]);
+	assert_int_equal(gn_dpdk_memif_claims(key, 0, &probe), 6);
+	/* Ids below `from` are not looked at. */
+	assert_int_equal(gn_dpdk_memif_claims(key, 3, &probe), 6);
+	assert_int_equal(gn_dpdk_memif_claims(key, 9, &probe), 9);
+	for (int i = 0; i < GN_DPDK_MEMIF_CLIENTS; i++)
+		if (i != 5) {
+			fds[i] = gn_dpdk_memif_claim(sock, &id);
+			assert_true(fds[i] >= 0);
+		}
 
 	/* Letting go frees that id for the next claim. */
 	close(fds[5]);
@@ -156,10 +179,12 @@ static void test_memif_claims(void **state)
 	for (int i = 0; i < GN_DPDK_MEMIF_CLIENTS; i++)
 		close(fds[i]);
 	/* All given back: id 0 again. */
+	assert_int_equal(gn_dpdk_memif_claims(key, 0, &probe), 0);
 	fd = gn_dpdk_memif_claim(sock, &id);
 	assert_true(fd >= 0);
 	assert_int_equal(id, 0);
 	close(fd);
+	close(probe);
 	rmdir(dir);
 }
 
