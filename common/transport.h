@@ -117,7 +117,16 @@ struct gn_transport_ops {
 	 * close the connection.
 	 */
 	int (*recv)(struct gn_conn *c, struct gn_msg *msg, int timeout_ms);
-	/* A file descriptor that polls readable when a message is arriving. */
+	/*
+	 * A socket whose shutdown() wakes a recv blocked on this connection
+	 * (with -ECONNRESET or an error saying it was shut down): how the
+	 * runtime and the coordinator stop a session from another thread.
+	 * For tcp and tls it is the connection's socket and polls readable
+	 * when data arrives; for dpdk, a socketpair end the engine writes
+	 * to when a message arrives for a sleeping recv; for verbs, the TCP
+	 * setup socket, readable only when the peer goes (verbs waits on its
+	 * completion channel inside recv).
+	 */
 	int (*conn_fd)(const struct gn_conn *c);
 	void (*close)(struct gn_conn *c);
 };
