@@ -28,6 +28,8 @@ void gn_vp_params_init(struct gn_vp_params *p)
 	p->limits.max_envelope = GN_DEFAULT_MAX_ENVELOPE;
 	p->limits.max_payload = GN_DEFAULT_MAX_PAYLOAD;
 	p->peer = "?";
+	p->queue_max = 64;
+	p->queue_bytes = (size_t)256 << 20;
 }
 
 /* ---- failure ------------------------------------------------------------ */
@@ -183,6 +185,11 @@ static int repost(struct gn_vp_conn *c, uint32_t slot)
 
 /* ---- what arrives ------------------------------------------------------- */
 
+static bool queue_full(const struct gn_vp_conn *c)
+{
+	return c->qn >= c->p.queue_max || c->qbytes >= c->p.queue_bytes;
+}
+
 static int enqueue(struct gn_vp_conn *c, uint8_t *buf, size_t env_len,
 		   size_t payload_len)
 {
@@ -204,6 +211,7 @@ static int enqueue(struct gn_vp_conn *c, uint8_t *buf, size_t env_len,
 		c->qcap = cap;
 		c->qhead = 0;
 	}
+	c->qbytes += env_len + payload_len;
 	c->q[(c->qhead + c->qn++) % c->qcap] = (struct gn_msg){
 		.buf = buf,
 		.env = buf,
@@ -526,8 +534,13 @@ static void handle_wc(struct gn_vp_conn *c, const struct gn_vp_wc *wc)
 	else
 		rc = on_msg(c, c->rx + (size_t)idx * c->p.buf_size,
 			    wc->byte_len);
-	if (rc == 0 && repost(c, idx) == 0)
-		c->owed++;
+	if (rc == 0 && repost(c, idx) == 0) {
+		/* A full queue keeps the credit: the peer waits for recv. */
+		if (queue_full(c))
+			c->held++;
+		else
+			c->owed++;
+	}
 }
 
 /* Take what completed; returns how many completions, or <0 on failure. */
@@ -612,6 +625,11 @@ int gn_vp_recv(struct gn_vp_conn *c, struct gn_msg *msg, int timeout_ms)
 		*msg = c->q[c->qhead];
 		c->qhead = (c->qhead + 1) % c->qcap;
 		c->qn--;
+		c->qbytes -= msg->env_len + msg->payload_len;
+		if (c->held > 0 && !queue_full(c)) {
+			c->owed += c->held; /* sent by the next engine call */
+			c->held = 0;
+		}
 		return 0;
 	}
 	if (c->err)
@@ -642,6 +660,11 @@ static int params_check(const struct gn_vp_params *p)
 				    "%u at the peer; expected %u..%u",
 				    p->buf_size, p->peer_buf_size, min_buf,
 				    16u << 20);
+	if (p->queue_max == 0 || p->queue_bytes == 0)
+		return gn_error_set(-EINVAL,
+				    "verbs: a receive queue of %u messages / "
+				    "%zu bytes; expected at least 1 of each",
+				    p->queue_max, p->queue_bytes);
 	if (p->sq_depth < 4 || p->max_write == 0 ||
 	    p->max_write > GN_VP_MAX_WRITE || p->staging_slots == 0 ||
 	    p->staging_size / p->staging_slots < 4096)

@@ -48,6 +48,9 @@
  *    sides deregister only after the completions that used the memory.
  *  - Message ids count from 1 per direction, one per EAGER or RTS; a
  *    receiver accepts only the next one, so an id is never reused.
+ *  - Backpressure: while queue_max messages or queue_bytes bytes wait
+ *    for recv, reposted receives are not credited to the peer; recv
+ *    hands the held credits back once the queue is below both again.
  *  - A thread waiting in send (for credits, a send buffer, the CTS or its
  *    writes) serves everything that arrives: complete messages are queued
  *    for recv, an RTS is answered with a CTS. Both sides may therefore
@@ -157,9 +160,19 @@ struct gn_vp_params {
 	uint32_t staging_slots; /* pieces it is cut into */
 	struct gn_frame_limits limits; /* caps on what we accept */
 	const char *peer;	       /* "HOST:PORT", for messages */
+	/*
+	 * Received messages waiting for recv, at most: past either cap the
+	 * engine stops returning credits, so the peer's sends wait (as a
+	 * full TCP socket buffer makes them) until recv takes messages.
+	 */
+	uint32_t queue_max;
+	size_t queue_bytes;
 };
 
-/* Defaults: 32 x 64 KiB receives, 4 MiB staging in 4 slots. */
+/*
+ * Defaults: 32 x 64 KiB receives, 4 MiB staging in 4 slots, 64 queued
+ * messages or 256 MiB.
+ */
 void gn_vp_params_init(struct gn_vp_params *p);
 
 struct gn_vp_conn;

@@ -56,6 +56,7 @@ struct gn_vp_conn {
 
 	uint32_t credits; /* SENDs we may post: the peer's free receives */
 	uint32_t owed;	  /* receives reposted, not yet told to the peer */
+	uint32_t held;	  /* reposted, credit kept while the queue is full */
 	uint32_t sq_out;  /* send-queue requests posted, not completed */
 	uint32_t rq_out;  /* receives posted, not completed */
 	uint32_t writes_out;
@@ -76,6 +77,7 @@ struct gn_vp_conn {
 
 	struct gn_msg *q; /* complete messages for recv: a ring */
 	size_t qhead, qn, qcap;
+	size_t qbytes; /* envelope and payload bytes queued */
 	bool said_zc, said_staged;
 };
 

@@ -755,6 +755,90 @@ static void test_credits(void **state)
 	pair_free(pr);
 }
 
+/*
+ * Both ends send and neither receives: without a cap each would queue
+ * everything the other sends (the sender's engine returns credits as it
+ * serves arrivals). With queue_max 5, an end past 5 queued messages keeps
+ * the credits, so the other's sends stop within queue_max + nrecv and
+ * time out; once it receives, credits flow again.
+ */
+struct flood {
+	struct gn_vp_conn *c;
+	struct msg *m;
+	int n, sent, rc;
+	pthread_t t;
+};
+
+static void *flood_run(void *arg)
+{
+	struct flood *f = arg;
+
+	for (f->sent = 0; f->sent < f->n; f->sent++) {
+		f->rc = msg_send(f->c, &f->m[f->sent], 300);
+		if (f->rc != 0)
+			break;
+	}
+	return NULL;
+}
+
+static void test_backpressure(void **state)
+{
+	enum { N = 200, QMAX = 5, NRECV = 8 };
+	struct pair *pr = pair_new(NRECV, 1024);
+	static struct msg m[2][N];
+	struct flood f[2];
+	struct gn_msg got;
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		pr->p[i].queue_max = QMAX;
+	pair_start(pr);
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < N; i++)
+			msg_make(&m[s][i], 16, 100, 1,
+				 (uint32_t)(1000 * s + i));
+	for (int s = 0; s < 2; s++) {
+		f[s] = (struct flood){.c = pr->c[s], .m = m[s], .n = N};
+		assert_int_equal(
+			pthread_create(&f[s].t, NULL, flood_run, &f[s]), 0);
+	}
+	for (int s = 0; s < 2; s++)
+		pthread_join(f[s].t, NULL);
+	for (int s = 0; s < 2; s++) {
+		/* Stopped by the peer's full queue, not by running out. */
+		assert_int_equal(f[s].rc, -ETIMEDOUT);
+		assert_true(f[s].sent >= QMAX);
+		assert_true(f[s].sent <= QMAX + NRECV);
+		assert_int_equal(gn_vp_conn_error(pr->c[s], NULL), 0);
+	}
+	/* Everything sent is queued at the other end, in order, intact. */
+	for (int s = 0; s < 2; s++) {
+		for (int i = 0; i < f[1 - s].sent; i++) {
+			assert_int_equal(gn_vp_recv(pr->c[s], &got, WAIT_MS),
+					 0);
+			msg_check(&m[1 - s][i], &got);
+			gn_msg_release(&got);
+		}
+		assert_int_equal(gn_vp_recv(pr->c[s], &got, 10), -ETIMEDOUT);
+	}
+	/* Drained, the held credits go back: the rest arrives too. */
+	{
+		struct job rx = {.c = pr->c[1],
+				 .want = &m[0][f[0].sent],
+				 .nrecv = N - f[0].sent};
+
+		job_start(&rx);
+		for (int i = f[0].sent; i < N; i++)
+			assert_int_equal(msg_send(pr->c[0], &m[0][i], WAIT_MS),
+					 0);
+		assert_int_equal(job_join(&rx), 0);
+	}
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < N; i++)
+			msg_free(&m[s][i]);
+	pair_free(pr);
+}
+
 /* ---- hostile peers ------------------------------------------------------ */
 
 /* Deliver raw bytes into e's oldest receive, as a peer's SEND would. */
@@ -1086,6 +1170,7 @@ int main(void)
 		cmocka_unit_test(test_rendezvous_staged),
 		cmocka_unit_test(test_simultaneous),
 		cmocka_unit_test(test_credits),
+		cmocka_unit_test(test_backpressure),
 		cmocka_unit_test(test_wrong_magic),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_id_reuse),
