@@ -234,6 +234,28 @@ int gn_rel_connect(struct gn_rel_ep *ep, const struct gn_rel_addr *peer,
 	return 0;
 }
 
+void gn_rel_session_hold(struct gn_rel_session *s, bool hold, uint64_t now)
+{
+	(void)now;
+	if (s->rx_hold == hold)
+		return;
+	s->rx_hold = hold;
+	if (hold) {
+		COUNT(s, rx_holds, 1);
+		return;
+	}
+	/* The credit at once; when the ring is full, at the next poll. */
+	if (s->state == S_UP && gn_rel_send_ctl(s, GN_REL_ACK) != 0)
+		s->ack_now = true;
+}
+
+void gn_rel_session_backlog(const struct gn_rel_session *s, uint64_t *msgs,
+			    uint64_t *bytes)
+{
+	*msgs = s->backlog_msgs;
+	*bytes = s->backlog_bytes;
+}
+
 void gn_rel_close(struct gn_rel_session *s, uint64_t now)
 {
 	(void)now;
@@ -432,6 +454,8 @@ void gn_rel_input(struct gn_rel_ep *ep, const uint8_t *frame, size_t len,
 		return;
 	if (h.type == GN_REL_DATA)
 		take_data(s, &h, frame + off + GN_REL_HDR_SIZE, now);
+	else if (h.type == GN_REL_ACK && (h.flags & GN_REL_F_PROBE))
+		want_ack(s, true, now); /* the credit we give, at once */
 	gn_rel_pump(s, now, false);
 }
 
@@ -452,8 +476,9 @@ bool gn_rel_busy(const struct gn_rel_ep *ep)
 	     s = s->next)
 		if (s->state == S_SYN_SENT ||
 		    (s->state == S_UP &&
-		     (s->snd_una != s->snd_next || s->feed != NULL ||
-		      s->in != NULL || s->ack_now || s->ack_due != 0)))
+		     (s->snd_una != s->snd_next ||
+		      (s->feed != NULL && s->probe_at == 0) || s->in != NULL ||
+		      s->ack_now || s->ack_due != 0)))
 			return true;
 	return false;
 }
@@ -502,6 +527,8 @@ uint64_t gn_rel_poll(struct gn_rel_ep *ep, uint64_t now)
 			gn_rel_send_ctl(s, GN_REL_ACK);
 		if (s->ack_due && s->ack_due < next)
 			next = s->ack_due;
+		if (s->probe_at && s->probe_at < next)
+			next = s->probe_at;
 		/* The one retransmission timer: the oldest packet's. */
 		if (s->snd_una != s->snd_next) {
 			struct slot *sl = &s->slots[s->snd_una % SLOTS];

@@ -63,6 +63,12 @@ enum gn_rel_flags {
 	 * news of it.
 	 */
 	GN_REL_F_SACKMAP = 1u << 1,
+	/*
+	 * ACK only: the sender has data waiting for credit the peer gave
+	 * none of: answer with an ACK (the current credit) at once. A lost
+	 * window update thus costs one probe interval, not the session.
+	 */
+	GN_REL_F_PROBE = 1u << 2,
 };
 
 /* The Genie header, decoded (wire: little-endian, 64 bytes). */
@@ -221,6 +227,22 @@ int gn_rel_sendv(struct gn_rel_session *s, uint64_t msg_id,
 		 const struct iovec *iov, int iovcnt, void *cookie,
 		 uint64_t now);
 
+/*
+ * Hold (true) or release the session's receive side. While held, every
+ * packet this end sends offers the peer no credit, so it sends nothing
+ * new (packets already on their way still arrive): for a receiver whose
+ * application has fallen behind. Release sends the credit at once. A
+ * sender left without credit probes (GN_REL_F_PROBE) after an RTO, then
+ * twice as long each time up to rto_max, so a lost update costs one
+ * probe; a probe answered with no credit is no failure: the session waits
+ * as long as the receiver holds it.
+ */
+void gn_rel_session_hold(struct gn_rel_session *s, bool hold, uint64_t now);
+
+/* Messages sent and not yet acked or failed (on_sent to come), and bytes. */
+void gn_rel_session_backlog(const struct gn_rel_session *s, uint64_t *msgs,
+			    uint64_t *bytes);
+
 /* Close: FIN to the peer, pending messages fail with -ECONNABORTED. */
 void gn_rel_close(struct gn_rel_session *s, uint64_t now);
 
@@ -260,6 +282,8 @@ struct gn_rel_stats {
 	 * many were measured.
 	 */
 	uint64_t rtt_samples, rtt_p50_ns, rtt_p90_ns, rtt_p99_ns;
+	/* Window probes sent (no credit), and holds of our receive side. */
+	uint64_t probes_sent, rx_holds;
 };
 
 void gn_rel_session_stats(const struct gn_rel_session *s,

@@ -76,10 +76,13 @@ struct gn_rel_session {
 	/* send side */
 	uint32_t snd_next, snd_una, peer_ack;
 	uint16_t peer_credits;
+	uint64_t probe_at;   /* no credit, data waiting: probe then (0: none) */
+	uint64_t probe_wait; /* between probes: RTO, doubling to rto_max */
 	struct slot *slots;
 	struct msg_out *pending; /* every unreported message, oldest first */
 	struct msg_out *pending_tail;
 	struct msg_out *feed; /* first message with unsent packets */
+	uint64_t backlog_msgs, backlog_bytes; /* on the pending list */
 	uint64_t srtt, rttvar, rto;
 	/* RTT samples by size: 4 buckets an octave (see rtt_bucket()). */
 	uint32_t rtt_hist[RTT_BUCKETS];
@@ -93,6 +96,7 @@ struct gn_rel_session {
 	uint8_t sackmap[RCV_WIN / 8];
 	struct msg_in *in;
 	bool ack_now;
+	bool rx_hold;	  /* offer the peer no credit (gn_rel_session_hold) */
 	uint64_t ack_due; /* 0: none */
 	uint32_t unacked;
 	struct gn_rel_stats st;

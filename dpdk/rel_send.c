@@ -87,7 +87,7 @@ static int emit(struct gn_rel_session *s, struct gn_rel_hdr *h,
 		if (s->rcv_bits[(q % RCV_WIN) / 8] & (1u << (q % 8)))
 			h->sack |= 1u << i;
 	}
-	h->credits = ep->cfg.rx_credits;
+	h->credits = s->rx_hold ? 0 : ep->cfg.rx_credits;
 	if (payload != NULL && h->type == GN_REL_DATA && ep->cfg.checksum) {
 		h->flags |= GN_REL_F_CSUM;
 		h->csum = XXH32(payload, h->payload_len, 0);
@@ -214,6 +214,8 @@ void gn_rel_report(struct gn_rel_session *s, struct msg_out *m)
 	if (m->reported || m->status == 1 || m->tx_pending > 0)
 		return;
 	m->reported = true;
+	s->backlog_msgs--;
+	s->backlog_bytes -= m->len;
 	if (m->prev)
 		m->prev->next = m->next;
 	else
@@ -426,6 +428,32 @@ bool gn_rel_pump(struct gn_rel_session *s, uint64_t now, bool timers)
 		m->next_pkt++;
 		s->snd_next++;
 	}
+	/*
+	 * Data waiting, nothing in flight and no credit: the peer holds its
+	 * receive side. Ask what credit it gives now, after an RTO and then
+	 * twice as long each time up to rto_max (as TCP's persist timer), so
+	 * a lost window update costs one probe (gn_rel_session_hold()).
+	 */
+	if (s->feed != NULL && s->snd_una == s->snd_next &&
+	    !seq_lt(s->snd_next, s->peer_ack + s->peer_credits)) {
+		if (s->probe_at == 0) {
+			s->probe_wait = s->rto;
+			s->probe_at = now + s->probe_wait;
+		} else if (timers && now >= s->probe_at) {
+			struct gn_rel_hdr h = {.type = GN_REL_ACK,
+					       .flags = GN_REL_F_PROBE};
+
+			if (emit(s, &h, NULL, NULL) != 0)
+				return false;
+			COUNT(s, probes_sent, 1);
+			s->probe_wait = 2 * s->probe_wait < cfg->rto_max_ns
+						? 2 * s->probe_wait
+						: cfg->rto_max_ns;
+			s->probe_at = now + s->probe_wait;
+		}
+	} else {
+		s->probe_at = 0;
+	}
 	return true;
 }
 
@@ -495,6 +523,8 @@ int gn_rel_sendv(struct gn_rel_session *s, uint64_t msg_id,
 	else
 		s->pending = m;
 	s->pending_tail = m;
+	s->backlog_msgs++;
+	s->backlog_bytes += m->len;
 	if (s->feed == NULL)
 		s->feed = m;
 	gn_rel_pump(s, now, false);

@@ -34,6 +34,8 @@ static void put_stats(struct rte_tel_data *d, const struct gn_rel_stats *st)
 	rte_tel_data_add_dict_u64(d, "bad_frames", st->bad_frames);
 	rte_tel_data_add_dict_u64(d, "stray_frames", st->stray_frames);
 	rte_tel_data_add_dict_u64(d, "csum_errors", st->csum_errors);
+	rte_tel_data_add_dict_u64(d, "probes_sent", st->probes_sent);
+	rte_tel_data_add_dict_u64(d, "rx_holds", st->rx_holds);
 	rte_tel_data_add_dict_u64(d, "refused_msgs", st->refused_msgs);
 }
 

@@ -199,6 +199,51 @@ static void set_driving(struct engine *e, bool *driving, bool on)
 }
 
 /*
+ * Drive the port until done(c, arg), checked under the engine lock, or
+ * until timeout_ms passed (-1: no limit): spinning while packets arrive
+ * (and SPIN_NS after), napping and leaving the port to the engine when
+ * they stop. True when done.
+ */
+static bool drive_until(struct dpdk_conn *c,
+			bool (*done)(const struct dpdk_conn *c, void *arg),
+			void *arg, int timeout_ms)
+{
+	uint64_t start = gn_clock_ns(), spin_until = start + SPIN_NS;
+	bool driving = false, ok;
+
+	for (;;) {
+		uint64_t next, now;
+		int n = 0;
+
+		set_driving(c->e, &driving, true);
+		pthread_mutex_lock(&c->e->lock);
+		if (c->e->nports > 0)
+			n = gn_dpdk_engine_drive(c->e, &next);
+		ok = done(c, arg);
+		pthread_mutex_unlock(&c->e->lock);
+		now = gn_clock_ns();
+		if (ok || (timeout_ms >= 0 &&
+			   now - start >= (uint64_t)timeout_ms * 1000000ull))
+			break;
+		if (n > 0)
+			spin_until = now + SPIN_NS;
+		if (now >= spin_until) {
+			/* Packets stopped coming: let the engine drive. */
+			set_driving(c->e, &driving, false);
+			gn_dpdk_nap_us(BUSY_NAP_US);
+		}
+	}
+	set_driving(c->e, &driving, false);
+	return ok;
+}
+
+static bool sent(const struct dpdk_conn *c, void *arg)
+{
+	(void)c;
+	return ((const struct send_ctx *)arg)->done;
+}
+
+/*
  * Drive the port until the message behind `sc` is acked or failed; past
  * the deadline the session is closed (the stream is out of step, as a TCP
  * send that timed out halfway) and the wait goes on until the protocol
@@ -207,47 +252,35 @@ static void set_driving(struct engine *e, bool *driving, bool on)
  */
 static int wait_sent(struct dpdk_conn *c, struct send_ctx *sc, int timeout_ms)
 {
-	uint64_t start = gn_clock_ns(), spin_until = start + SPIN_NS;
-	bool closed_it = false, driving = false;
-
-	for (;;) {
-		uint64_t next, now;
-		int n = 0;
-		bool done;
-
-		set_driving(c->e, &driving, true);
+	if (!drive_until(c, sent, sc, timeout_ms)) {
 		pthread_mutex_lock(&c->e->lock);
-		if (c->e->nports > 0)
-			n = gn_dpdk_engine_drive(c->e, &next);
-		done = sc->done;
-		now = gn_clock_ns();
-		if (n > 0)
-			spin_until = now + SPIN_NS;
-		if (!done && !closed_it && timeout_ms >= 0 &&
-		    now - start >= (uint64_t)timeout_ms * 1000000ull) {
-			closed_it = true;
-			if (c->s != NULL)
-				gn_rel_close(c->s, now);
-		}
+		if (c->s != NULL)
+			gn_rel_close(c->s, gn_clock_ns());
 		pthread_mutex_unlock(&c->e->lock);
-		if (done)
-			break;
-		if (now >= spin_until) {
-			/* Acks stopped coming: let the engine drive a while. */
-			set_driving(c->e, &driving, false);
-			gn_dpdk_nap_us(BUSY_NAP_US);
-		}
+		drive_until(c, sent, sc, -1);
+		if (sc->status != 0)
+			return gn_error_set(-ETIMEDOUT,
+					    "dpdk: %s: message not acked "
+					    "within %d ms; the session is "
+					    "closed",
+					    c->base.peer, timeout_ms);
 	}
-	set_driving(c->e, &driving, false);
-	if (closed_it && sc->status != 0)
-		return gn_error_set(-ETIMEDOUT,
-				    "dpdk: %s: message not acked within %d "
-				    "ms; the session is closed",
-				    c->base.peer, timeout_ms);
 	if (sc->status != 0)
 		return gn_error_set(sc->status, "dpdk: %s: send failed: %s",
 				    c->base.peer, gn_strerror(sc->status));
 	return 0;
+}
+
+/* Room to queue another message: the peer takes what we sent. */
+static bool backlog_ok(const struct dpdk_conn *c, void *arg)
+{
+	uint64_t msgs, bytes;
+
+	(void)arg;
+	if (c->closed || c->s == NULL)
+		return true; /* the send reports it */
+	gn_rel_session_backlog(c->s, &msgs, &bytes);
+	return msgs < SEND_BACKLOG_MSGS && bytes < SEND_BACKLOG_BYTES;
 }
 
 static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
@@ -296,6 +329,25 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	iov[0] = (struct iovec){buf + sizeof(*sc),
 				zc ? head - sizeof(*sc) : off - sizeof(*sc)};
 	pthread_mutex_lock(&c->e->lock);
+	if (!backlog_ok(c, NULL)) {
+		/*
+		 * A peer that does not take what we send (its application
+		 * is behind and it holds the session) stops us here, as a
+		 * full TCP socket buffer would; our queue does not grow.
+		 */
+		pthread_mutex_unlock(&c->e->lock);
+		if (!drive_until(c, backlog_ok, NULL, timeout_ms)) {
+			gn_msg_buf_free(buf);
+			return gn_error_set(
+				-ETIMEDOUT,
+				"dpdk: %s: the peer has not taken what we "
+				"sent for %d ms (at most %d messages or %llu "
+				"MiB wait for it); this message was not sent",
+				c->base.peer, timeout_ms, SEND_BACKLOG_MSGS,
+				(unsigned long long)(SEND_BACKLOG_BYTES >> 20));
+		}
+		pthread_mutex_lock(&c->e->lock);
+	}
 	if (c->closed || c->s == NULL)
 		rc = gn_error_set(-ECONNRESET, "dpdk: %s: session closed",
 				  c->base.peer);
@@ -348,6 +400,14 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 		if (c->nq > 0) {
 			*msg = c->q[0];
 			memmove(c->q, c->q + 1, sizeof(*c->q) * --c->nq);
+			c->qbytes -= msg->env_len + msg->payload_len;
+			if (c->held && c->nq < QUEUE_MAX &&
+			    c->qbytes < QUEUE_BYTES) {
+				c->held = false;
+				if (c->s != NULL)
+					gn_rel_session_hold(c->s, false,
+							    gn_clock_ns());
+			}
 			pthread_mutex_unlock(&c->e->lock);
 			c->base.stats.bytes_received += GN_FRAME_HDR_SIZE +
 							msg->env_len +

@@ -212,6 +212,11 @@ static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
 	m.payload = (uint8_t *)v.payload;
 	m.payload_len = v.payload_len;
 	c->q[c->nq++] = m;
+	c->qbytes += m.env_len + m.payload_len;
+	if (!c->held && (c->nq >= QUEUE_MAX || c->qbytes >= QUEUE_BYTES)) {
+		c->held = true;
+		gn_rel_session_hold(s, true, gn_clock_ns());
+	}
 	if (c->sleeping) /* else recv spins and finds it: no syscall */
 		poke(c->fds[1]);
 }

@@ -27,6 +27,19 @@
 #define BUSY_NAP_US 20
 /* Its nap while an application thread drives the port. */
 #define DRIVEN_NAP_US 1000
+/*
+ * Received messages a connection queues for recv before it holds its
+ * session (gn_rel_session_hold()): the peer then sends nothing new until
+ * recv takes messages, as a full TCP socket buffer stops a TCP sender.
+ */
+#define QUEUE_MAX 64
+#define QUEUE_BYTES ((size_t)256 << 20)
+/*
+ * Messages (or bytes) sent and not yet acked past which a send waits for
+ * the peer: it holds its session while its application is behind.
+ */
+#define SEND_BACKLOG_MSGS 256
+#define SEND_BACKLOG_BYTES ((uint64_t)64 << 20)
 /* Payloads sent from the caller's buffers, the send waiting for the ack. */
 #define SEND_ZC_MIN (256u << 10)
 
@@ -37,6 +50,8 @@ struct dpdk_conn {
 	int fds[2];	  /* [0]: polled by recv; [1]: written by the engine */
 	struct gn_msg *q; /* received messages */
 	size_t nq, capq;
+	size_t qbytes; /* their envelope and payload bytes */
+	bool held;     /* the session's receive side is held (queue full) */
 	int closed;    /* 0 open, else the session's end status */
 	bool sleeping; /* recv waits in poll(): poke it on a message */
 

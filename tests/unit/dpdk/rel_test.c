@@ -505,6 +505,97 @@ static void transfer(const struct gn_fault_opts *fo, int nmsg, size_t size,
 	side_fini(&b);
 }
 
+/*
+ * Backpressure: a receiver that holds its session gives no credit, so the
+ * sender stops after what was already allowed, probes instead of failing
+ * (however long the hold), and on release (its window update lost, on
+ * purpose) learns the credit from a probe and finishes bit-exact.
+ */
+static void test_hold(void **state)
+{
+	enum { NMSG = 3 };
+	const size_t len = 2u << 20;
+	struct net n = {0};
+	struct side a, b;
+	struct gn_fault_opts fo, lossy;
+	struct gn_fault *keep, *black;
+	struct gn_rel_stats sa, sb;
+	uint8_t *src[NMSG];
+	uint64_t probes, rx_before;
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.seed = 5;
+	fo.delay_ns = 20000;
+	side_init(&a, &n, 0, &fo, NULL);
+	side_init(&b, &n, 1, &fo, NULL);
+	a.peer = &b;
+	b.peer = &a;
+	n.a = &a;
+	n.b = &b;
+	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
+	run(&n, accepted, 100000000ull);
+	assert_non_null(b.s);
+	gn_rel_session_hold(b.s, true, n.now);
+	/* The hold reaches A with B's next packet: an ack. */
+	for (int i = 0; i < NMSG; i++) {
+		src[i] = malloc(len);
+		assert_non_null(src[i]);
+		for (size_t k = 0; k < len; k++)
+			src[i][k] = (uint8_t)(k * 13 + (size_t)i * 101);
+		a.src[i] = src[i];
+		a.src_len[i] = len;
+		send_msg(&a, i, src[i], len, 0);
+	}
+	g_want = NMSG;
+	/* Held for 3 s: nothing fails, little moves, A probes. */
+	run(&n, all_sent, 3000000000ull);
+	gn_rel_session_stats(a.s, &sa);
+	gn_rel_session_stats(b.s, &sb);
+	print_message("  held 3 s: %llu packets received of ~%zu, %llu "
+		      "probes, %llu retransmits\n",
+		      (unsigned long long)sb.pkts_received,
+		      (size_t)(NMSG * len / 1450),
+		      (unsigned long long)sa.probes_sent,
+		      (unsigned long long)sa.retransmits);
+	assert_int_equal(a.closed, 0);
+	assert_int_equal(b.closed, 0);
+	assert_int_equal(a.sent_done[NMSG - 1], 0);
+	assert_true(sb.pkts_received <= 1024 + 16);
+	/* An RTO, then doubling to rto_max (500 ms): about 17 in 3 s. */
+	assert_true(sa.probes_sent >= 8 && sa.probes_sent <= 40);
+	assert_true(gn_rel_poll(a.ep, n.now) > n.now); /* no busy loop */
+	assert_false(gn_rel_busy(a.ep));
+	assert_int_equal(sb.rx_holds, 1);
+	/* Release, with the window update lost on the way. */
+	gn_fault_opts_init(&lossy, sizeof(lossy));
+	lossy.drop = 1.0;
+	black = gn_fault_create(&lossy);
+	assert_non_null(black);
+	keep = b.link;
+	b.link = black;
+	rx_before = sb.pkts_received;
+	probes = sa.probes_sent;
+	gn_rel_session_hold(b.s, false, n.now);
+	b.link = keep;
+	gn_fault_destroy(&black);
+	run(&n, all_sent, 20000000000ull);
+	gn_rel_session_stats(a.s, &sa);
+	gn_rel_session_stats(b.s, &sb);
+	assert_true(sa.probes_sent > probes); /* a probe found the credit */
+	assert_true(sb.pkts_received > rx_before);
+	for (int i = 0; i < NMSG; i++) {
+		assert_int_equal(a.sent_done[i], 1);
+		assert_int_equal(a.sent_status[i], 0);
+		assert_int_equal(b.rx_done[i], 1);
+		assert_int_equal(b.rx_len[i], len);
+		assert_memory_equal(b.rx_buf[i], src[i], len);
+		free(src[i]);
+	}
+	side_fini(&a);
+	side_fini(&b);
+}
+
 static void test_clean_link(void **state)
 {
 	struct gn_fault_opts fo;
@@ -714,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_total_loss_fails_within_retry_limit),
 		cmocka_unit_test(test_strays_and_refusals),
 		cmocka_unit_test(test_peer_close_fails_pending),
+		cmocka_unit_test(test_hold),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
