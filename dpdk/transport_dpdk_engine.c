@@ -624,6 +624,9 @@ int gn_dpdk_engine_get(const char *spec, bool server,
 	e->server = server;
 	e->limits = opts->limits;
 	e->listener = l;
+	e->memif_claim = -1;
+	e->claim_probe = -1;
+	e->memif_key = gn_dpdk_memif_key(t.sock);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	if (t.pci) {
@@ -649,9 +652,6 @@ int gn_dpdk_engine_get(const char *spec, bool server,
 	rc = rc ? rc : fault_from_env(e);
 	if (rc == 0)
 		gn_dpdk_telemetry_register();
-	e->memif_claim = -1;
-	e->claim_probe = -1;
-	e->memif_key = gn_dpdk_memif_key(t.sock);
 	if (rc == 0 && !server && !t.af_packet && !t.pci) {
 		rc = gn_dpdk_memif_claim(t.sock, &e->memif_id);
 		e->memif_claim = rc >= 0 ? rc : -1;
