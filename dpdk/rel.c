@@ -234,9 +234,8 @@ int gn_rel_connect(struct gn_rel_ep *ep, const struct gn_rel_addr *peer,
 	return 0;
 }
 
-void gn_rel_session_hold(struct gn_rel_session *s, bool hold, uint64_t now)
+void gn_rel_session_hold(struct gn_rel_session *s, bool hold)
 {
-	(void)now;
 	if (s->rx_hold == hold)
 		return;
 	s->rx_hold = hold;

@@ -237,7 +237,7 @@ int gn_rel_sendv(struct gn_rel_session *s, uint64_t msg_id,
  * probe; a probe answered with no credit is no failure: the session waits
  * as long as the receiver holds it.
  */
-void gn_rel_session_hold(struct gn_rel_session *s, bool hold, uint64_t now);
+void gn_rel_session_hold(struct gn_rel_session *s, bool hold);
 
 /* Messages sent and not yet acked or failed (on_sent to come), and bytes. */
 void gn_rel_session_backlog(const struct gn_rel_session *s, uint64_t *msgs,

@@ -401,12 +401,10 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 			*msg = c->q[0];
 			memmove(c->q, c->q + 1, sizeof(*c->q) * --c->nq);
 			c->qbytes -= msg->env_len + msg->payload_len;
-			if (c->held && c->nq < QUEUE_MAX &&
-			    c->qbytes < QUEUE_BYTES) {
+			if (c->held && !conn_queue_full(c)) {
 				c->held = false;
 				if (c->s != NULL)
-					gn_rel_session_hold(c->s, false,
-							    gn_clock_ns());
+					gn_rel_session_hold(c->s, false);
 			}
 			pthread_mutex_unlock(&c->e->lock);
 			c->base.stats.bytes_received += GN_FRAME_HDR_SIZE +

@@ -213,9 +213,9 @@ static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
 	m.payload_len = v.payload_len;
 	c->q[c->nq++] = m;
 	c->qbytes += m.env_len + m.payload_len;
-	if (!c->held && (c->nq >= QUEUE_MAX || c->qbytes >= QUEUE_BYTES)) {
+	if (!c->held && conn_queue_full(c)) {
 		c->held = true;
-		gn_rel_session_hold(s, true, gn_clock_ns());
+		gn_rel_session_hold(s, true);
 	}
 	if (c->sleeping) /* else recv spins and finds it: no syscall */
 		poke(c->fds[1]);

@@ -113,6 +113,12 @@ struct send_ctx {
 	int status;
 };
 
+/* The connection's queue for recv is at a cap: its session is held. */
+static inline bool conn_queue_full(const struct dpdk_conn *c)
+{
+	return c->nq >= QUEUE_MAX || c->qbytes >= QUEUE_BYTES;
+}
+
 extern const struct gn_transport_ops gn_dpdk_transport_ops;
 
 /*

@@ -536,7 +536,7 @@ static void test_hold(void **state)
 	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
 	run(&n, accepted, 100000000ull);
 	assert_non_null(b.s);
-	gn_rel_session_hold(b.s, true, n.now);
+	gn_rel_session_hold(b.s, true);
 	/* The hold reaches A with B's next packet: an ack. */
 	for (int i = 0; i < NMSG; i++) {
 		src[i] = malloc(len);
@@ -576,7 +576,7 @@ static void test_hold(void **state)
 	b.link = black;
 	rx_before = sb.pkts_received;
 	probes = sa.probes_sent;
-	gn_rel_session_hold(b.s, false, n.now);
+	gn_rel_session_hold(b.s, false);
 	b.link = keep;
 	gn_fault_destroy(&black);
 	run(&n, all_sent, 20000000000ull);
