@@ -402,6 +402,7 @@ static void zc_decide(struct gn_dpdk_port *p, const struct gn_dpdk_port_opts *o,
 	bool multiseg = info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
 	p->attach_ok = multiseg && !o->tx_copy_only;
+	p->attach_any = false;
 	p->zero_copy = false;
 	if (o->tx_copy_only) {
 		p->zc_reason = "tx_copy_only is set: every payload is copied "
@@ -411,16 +412,18 @@ static void zc_decide(struct gn_dpdk_port *p, const struct gn_dpdk_port_opts *o,
 			       "buffers (no MULTI_SEGS offload), so payloads "
 			       "are copied behind their header";
 	} else if (o->kind == GN_DPDK_PORT_MEMIF) {
+		p->attach_any = true;
 		p->zc_reason =
 			"net_memif copies every frame into the shared "
-			"memory ring it shares with its peer; registered "
-			"payloads are attached, so that copy is the only "
-			"one (memif's own zero-copy mode needs the "
-			"sender's whole pool in one region)";
+			"memory ring it shares with its peer; payloads are "
+			"attached, so that copy is the only one (memif's "
+			"own zero-copy mode needs the sender's whole pool "
+			"in one region)";
 	} else if (o->kind == GN_DPDK_PORT_AF_PACKET) {
+		p->attach_any = true;
 		p->zc_reason = "net_af_packet copies every frame into the "
-			       "kernel's PACKET_MMAP ring; registered payloads "
-			       "are attached, so that copy is the only one";
+			       "kernel's PACKET_MMAP ring; payloads are "
+			       "attached, so that copy is the only one";
 	} else if (rte_eal_iova_mode() != RTE_IOVA_VA) {
 		p->attach_ok = false;
 		p->zc_reason =

@@ -47,6 +47,8 @@ struct gn_dpdk_port {
 	uint32_t max_frame;
 	uint32_t zc_min;
 	bool attach_ok; /* payloads may be attached (multi-seg TX) */
+	/* the driver copies by virtual address: no registration needed */
+	bool attach_any;
 	bool zero_copy;
 	const char *zc_reason;
 	void (*tx_done)(void *cookie);

@@ -77,7 +77,8 @@ static struct rte_mbuf *frame_build(struct gn_dpdk_port *p,
 
 	*attached = p->attach_ok && f->payload_len >= p->zc_min &&
 		    f->payload_len > 0 &&
-		    gn_dpdk_mem_lookup(f->payload, f->payload_len, &iova);
+		    (p->attach_any ||
+		     gn_dpdk_mem_lookup(f->payload, f->payload_len, &iova));
 	if (f->hdr_len > 0 || !*attached) {
 		m = rte_pktmbuf_alloc(p->tx_pool);
 		if (unlikely(m == NULL))

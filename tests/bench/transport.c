@@ -2,13 +2,15 @@
  * tests/bench/transport: Genie's transports side by side in one run.
  *
  *   transport [--quick] [--json] [--only tcp|dpdk] [--sizes LIST]
+ *             [--total BYTES]
  *
  * For each transport (TCP on loopback; DPDK memif between two processes,
  * without hugepages) a child process echoes: it answers every request of
  * the client with a 64-byte reply. The client measures round trips of
  * 64-byte requests (p50/p99 over many) and bulk bandwidth: messages of
  * 4 KiB to 256 MiB sent one after another, each answered with 64 bytes,
- * bytes / time. Single-core memcpy bandwidth on the same sizes is the
+ * bytes / time (256 MiB of each size, or --total BYTES, at least two
+ * messages). Single-core memcpy bandwidth on the same sizes is the
  * yardstick. With --json the last line holds bulk_gbytes_per_s_dpdk,
  * bulk_gbytes_per_s_tcp, memcpy_gbytes_per_s (64 MiB messages),
  * rtt_p50_us_dpdk, rtt_p99_us_dpdk, rtt_p50_us_tcp, rtt_p99_us_tcp.
@@ -99,8 +101,8 @@ static int round_trip(struct gn_conn *c, const uint8_t *env, size_t env_len,
 	return rc;
 }
 
-static int measure(const char *url, int quick, const size_t *sizes, int nsizes,
-		   struct result *r)
+static int measure(const char *url, int quick, size_t total,
+		   const size_t *sizes, int nsizes, struct result *r)
 {
 	struct gn_transport_opts o;
 	struct gn_conn *c = NULL;
@@ -139,7 +141,6 @@ static int measure(const char *url, int quick, const size_t *sizes, int nsizes,
 	r->rtt_p99_us = (double)lat[iters * 99 / 100] / 1e3;
 	/* Bulk: messages of each size, each answered, over >= 64 MiB. */
 	for (int k = 0; k < nsizes && rc == 0; k++) {
-		size_t total = quick ? (16u << 20) : (256u << 20);
 		int n = (int)(total / sizes[k]);
 		struct iovec iov = {big, sizes[k]};
 		uint64_t t0;
@@ -193,6 +194,7 @@ int main(int argc, char **argv)
 					   16u << 20, 64u << 20, 256u << 20};
 	const char *only = NULL;
 	int quick = 0, json = 0, nsizes = 6, ok = 1, sized = 0;
+	size_t total = 0;
 	size_t sizes[MAX_SIZES];
 	struct result tcp = {0}, dpdk = {0};
 	double mc[MAX_SIZES];
@@ -225,18 +227,33 @@ int main(int argc, char **argv)
 				list = *end ? end + 1 : end;
 			}
 			sized = 1;
+		} else if (strcmp(argv[i], "--total") == 0 && i + 1 < argc) {
+			char *end;
+
+			total = strtoull(argv[++i], &end, 10);
+			if (end == argv[i] || *end != '\0' || total == 0 ||
+			    total > (64ull << 30)) {
+				fprintf(stderr,
+					"transport: --total wants a byte count "
+					"of 1 to 68719476736, saw '%s'\n",
+					argv[i]);
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--serve") == 0 && i + 2 < argc) {
 			/* internal: the echo child */
 			return serve(argv[i + 1], argv[i + 2]);
 		} else {
 			fprintf(stderr,
 				"usage: transport [--quick] [--json] [--only "
-				"tcp|dpdk] [--sizes BYTES,BYTES...]\n");
+				"tcp|dpdk] [--sizes BYTES,BYTES...] "
+				"[--total BYTES]\n");
 			return 2;
 		}
 	}
 	if (quick && !sized) /* 256 MiB messages only in full runs */
 		nsizes = 5;
+	if (total == 0)
+		total = quick ? (16u << 20) : (256u << 20);
 	i64 = -1;
 	for (int k = 0; k < nsizes; k++)
 		if (sizes[k] == (64u << 20))
@@ -283,7 +300,7 @@ int main(int argc, char **argv)
 				fclose(f);
 		}
 		fprintf(stderr, "transport: measuring %s\n", url);
-		if (ok && measure(url, quick, sizes, nsizes, r) != 0)
+		if (ok && measure(url, quick, total, sizes, nsizes, r) != 0)
 			ok = 0;
 		kill(pid, SIGTERM);
 		waitpid(pid, &st, 0);
