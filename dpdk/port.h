@@ -16,12 +16,13 @@
  * time (rte_vdev_init), so gn_dpdk_env_init() needs no --vdev for them.
  *
  * Frames go out as up to two pieces: a small header the port copies, and a
- * payload it either copies into a packet buffer or, when the payload lies
- * in memory registered with gn_dpdk_mem_register(), attaches as an
- * external buffer so Genie itself copies nothing. Whether the frame then
- * reaches the wire without any CPU copy depends on the driver: memif and
- * af_packet copy every frame into their rings whatever Genie does, a PCI
- * NIC reads the payload by DMA. gn_dpdk_port_zero_copy() says which.
+ * payload it either copies into a packet buffer or attaches as an
+ * external buffer, so that Genie itself copies nothing. memif and
+ * af_packet copy every frame into their rings by address, so any payload
+ * of zc_min_payload bytes or more is attached; a PCI NIC reads the
+ * payload by DMA, so only payloads in memory registered with
+ * gn_dpdk_mem_register() are. Whether the frame reaches the wire without
+ * any CPU copy thus depends on the driver: gn_dpdk_port_zero_copy() says.
  *
  * The payload rule: a payload must stay unchanged until the port calls
  * the tx_done callback for its frame, exactly once per frame the port
@@ -99,9 +100,9 @@ struct gn_dpdk_port_opts {
 	 */
 	void (*tx_done)(void *cookie);
 	/*
-	 * Payloads shorter than this are copied even from registered
-	 * memory: attaching costs a second buffer and a callback, more than
-	 * copying a few hundred bytes. Default 512.
+	 * Payloads shorter than this are copied even where they could be
+	 * attached: attaching costs a second buffer and a callback, more
+	 * than copying a few hundred bytes. Default 512.
 	 */
 	uint32_t zc_min_payload;
 	/* Copy every payload, never attach (for comparisons). */
@@ -194,7 +195,8 @@ bool gn_dpdk_port_zero_copy(const struct gn_dpdk_port *port,
  * Make [addr, addr + len) usable for attached payloads: registered with
  * DPDK as external memory (rounded out to whole pages) and mapped for DMA
  * by every PCI port, open now or later. Regions must not overlap. Without
- * it payloads are copied, which is always correct.
+ * it a PCI port copies payloads, which is always correct; memif and
+ * af_packet ports attach payloads whether registered or not.
  *
  * Returns 0, or -EINVAL (NULL, 0 length), -EEXIST (overlaps a registered
  * region), -ENOSPC (too many regions), -ENODEV (EAL not running), or
