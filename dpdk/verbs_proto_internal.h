@@ -110,6 +110,26 @@ int gn_vp_sticky(const struct gn_vp_conn *c);
 int gn_vp_fail(struct gn_vp_conn *c, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * What to add to a registration failure's text: when rc is -ENOMEM or
+ * -EPERM and the locked-memory limit is finite, the limit and how to raise
+ * it; else "". The text lives until the thread's next call.
+ */
+const char *gn_vp_reg_hint(int rc);
+
+/* The same, and tell the peer why in an ERROR message. */
+#define fail_tell(c, ...)                     \
+	({                                    \
+		if ((c)->err == 0)            \
+			(c)->tell = true;     \
+		gn_vp_fail((c), __VA_ARGS__); \
+	})
+
+/* Post receive buffer `slot` again; 0 or the connection's error. */
+int gn_vp_repost(struct gn_vp_conn *c, uint32_t slot);
+/* Act on one completion: a receive, or the end of a send or write. */
+void gn_vp_handle_wc(struct gn_vp_conn *c, const struct gn_vp_wc *wc);
+
 /* A send buffer, credits (min_credits) and send-queue room are there. */
 bool gn_vp_tx_can(const struct gn_vp_conn *c, uint32_t min_credits);
 /* Take a free send buffer (gn_vp_tx_can() said there is one). */

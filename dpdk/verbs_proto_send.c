@@ -145,8 +145,9 @@ static int stage_setup(struct gn_vp_conn *c)
 		c->stage = NULL;
 		return gn_vp_fail(c, rc,
 				  "verbs: %s: cannot register the %zu-byte "
-				  "staging ring either: %s",
-				  c->peer, c->p.staging_size, strerror(-rc));
+				  "staging ring either: %s%s",
+				  c->peer, c->p.staging_size, strerror(-rc),
+				  gn_vp_reg_hint(rc));
 	}
 	c->stage_free = c->p.staging_slots;
 	return 0;

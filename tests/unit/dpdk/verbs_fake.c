@@ -240,7 +240,9 @@ static int f_reg_mr(void *ctx, void *addr, size_t len, unsigned access,
 	struct fake_mr *m;
 
 	pthread_mutex_lock(&e->net->mu);
-	if (!remote && e->fail_reg_over && len > e->fail_reg_over) {
+	if ((!remote && e->fail_reg_over && len > e->fail_reg_over) ||
+	    (remote && e->fail_remote_reg_over &&
+	     len > e->fail_remote_reg_over)) {
 		e->reg_failures++;
 		pthread_mutex_unlock(&e->net->mu);
 		return -ENOMEM;

@@ -51,8 +51,9 @@ struct fake_ep {
 	int violations; /* rules of the verbs API the engine broke */
 	bool dead, errstate;
 	/* knobs */
-	size_t fail_reg_over; /* local registrations above this fail */
-	size_t shrink_remote; /* remote registrations come out shorter */
+	size_t fail_reg_over;	     /* local registrations above this fail */
+	size_t fail_remote_reg_over; /* remote-writable ones above this */
+	size_t shrink_remote;	     /* remote registrations come out shorter */
 	bool error_next_send;
 	bool hold_writes; /* a stuck NIC: WRITEs never complete until the
 			     QP goes to the error state (then they flush) */

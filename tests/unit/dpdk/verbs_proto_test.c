@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -442,6 +443,43 @@ static void test_rts_over_caps(void **state)
 	pair_free(pr);
 }
 
+/*
+ * The receiver cannot register a large message's buffer (the locked-memory
+ * limit, typically): both ends fail with the limit and how to raise it.
+ */
+static void test_receiver_cannot_register(void **state)
+{
+	struct pair *pr = pair_new(8, 4096);
+	struct rlimit old, low;
+	struct msg m;
+	struct job rx;
+	struct gn_msg got;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &old), 0);
+	low = old;
+	low.rlim_cur = 64u << 10;
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < low.rlim_cur)
+		low.rlim_cur = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &low), 0);
+	pr->net->ep[1].fail_remote_reg_over = 1u << 20;
+	pair_start(pr);
+	msg_make(&m, 40, 2u << 20, 2, 51);
+	rx = (struct job){.c = pr->c[1], .want = &m, .nrecv = 1};
+	job_start(&rx);
+	assert_int_equal(msg_send(pr->c[0], &m, WAIT_MS), -ENOMEM);
+	expect_detail("fake-peer reported an error");
+	expect_detail("cannot register 2097");
+	assert_int_equal(job_join(&rx), -ENOMEM);
+	assert_int_equal(gn_vp_recv(pr->c[1], &got, 0), -ENOMEM);
+	expect_detail("RLIMIT_MEMLOCK): raise it with ulimit -l unlimited");
+	assert_int_equal(pr->net->ep[1].reg_failures, 1);
+	assert_int_equal(pr->net->ep[0].writes, 0);
+	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &old), 0);
+	msg_free(&m);
+	pair_free(pr);
+}
+
 /* The receiver registered less than it offered: the WRITE is refused. */
 static void test_rkey_out_of_range(void **state)
 {
@@ -595,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_cts_unknown),
 		cmocka_unit_test(test_imm_for_nothing),
 		cmocka_unit_test(test_rts_over_caps),
+		cmocka_unit_test(test_receiver_cannot_register),
 		cmocka_unit_test(test_rkey_out_of_range),
 		cmocka_unit_test(test_error_completion),
 		cmocka_unit_test(test_peer_close),
