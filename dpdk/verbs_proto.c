@@ -134,17 +134,35 @@ int gn_vp_tx_post(struct gn_vp_conn *c, uint32_t slot, int type, uint32_t id,
 	return 0;
 }
 
+/*
+ * The CTS for the arriving message, or when it is staged the next
+ * CTS_PART: the next part of at most half the staging ring, into the half
+ * its part number picks (at most two parts are granted and not landed).
+ */
 static int post_cts(struct gn_vp_conn *c)
 {
 	uint32_t slot = gn_vp_tx_take(c);
 	uint8_t *b = gn_vp_tx_buf(c, slot) + GN_VP_HDR_SIZE;
-	size_t rest = c->in.env_len + c->in.payload_len - c->in.inl;
+	uint64_t rest = c->in.env_len + c->in.payload_len - c->in.inl;
+	uint64_t half = c->p.staging_size / 2, part, n;
 
-	gn_vp_put64(b, (uint64_t)(uintptr_t)(c->in.buf + c->in.inl));
-	gn_vp_put32(b + 8, c->in.rkey);
-	gn_vp_put64(b + 12, rest);
-	c->in.cts_pending = false;
-	return gn_vp_tx_post(c, slot, GN_VP_CTS, c->in.id, CTS_BODY);
+	if (!c->in.staged) {
+		gn_vp_put64(b, (uint64_t)(uintptr_t)(c->in.buf + c->in.inl));
+		gn_vp_put32(b + 8, c->in.rkey);
+		gn_vp_put64(b + 12, rest);
+		c->in.cts_pending = false;
+		return gn_vp_tx_post(c, slot, GN_VP_CTS, c->in.id, CTS_BODY);
+	}
+	part = c->in.granted / half;
+	n = rest - c->in.granted < half ? rest - c->in.granted : half;
+	gn_vp_put64(b, (uint64_t)(uintptr_t)(c->rstage + (part % 2) * half));
+	gn_vp_put32(b + 8, c->rstage_rkey);
+	gn_vp_put64(b + 12, n);
+	gn_vp_put64(b + 20, c->in.granted);
+	c->in.granted += n;
+	c->in.cts_pending =
+		c->in.granted < rest && c->in.granted - c->in.landed < 2 * half;
+	return gn_vp_tx_post(c, slot, GN_VP_CTS_PART, c->in.id, CTS_PART_BODY);
 }
 
 static void post_error(struct gn_vp_conn *c)
@@ -172,8 +190,9 @@ static int flush_pending(struct gn_vp_conn *c)
 		post_error(c);
 	if (c->err)
 		return c->err;
-	if (c->in.cts_pending && gn_vp_tx_can(c, 2) && post_cts(c) != 0)
-		return c->err;
+	while (c->in.cts_pending && gn_vp_tx_can(c, 2))
+		if (post_cts(c) != 0)
+			return c->err;
 	if (c->owed >= c->p.nrecv / 2 && gn_vp_tx_can(c, 1))
 		return gn_vp_tx_post(c, gn_vp_tx_take(c), GN_VP_CREDIT, 0, 0);
 	return 0;
@@ -382,6 +401,8 @@ void gn_vp_conn_destroy(struct gn_vp_conn **cp)
 	gn_msg_buf_free(c->in.buf);
 	if (c->stage_mr != NULL)
 		c->ops->dereg_mr(c->ctx, c->stage_mr);
+	if (c->rstage_mr != NULL)
+		c->ops->dereg_mr(c->ctx, c->rstage_mr);
 	if (c->tx_mr != NULL)
 		c->ops->dereg_mr(c->ctx, c->tx_mr);
 	if (c->rx_mr != NULL)
@@ -390,6 +411,7 @@ void gn_vp_conn_destroy(struct gn_vp_conn **cp)
 		gn_msg_release(&c->q[(c->qhead + i) % c->qcap]);
 	free(c->q);
 	free(c->stage);
+	free(c->rstage);
 	free(c->stage_busy);
 	free(c->tx_busy);
 	free(c->tx);

@@ -46,6 +46,14 @@
  *    receive completion with that immediate completes the message at the
  *    receiver (RC places writes in order, so all bytes are there). Both
  *    sides deregister only after the completions that used the memory.
+ *  - When the receiver cannot register the message buffer (a locked-
+ *    memory limit, typically) it stages too: it answers the RTS with
+ *    CTS_PART {addr u64, rkey u32, len u64, off u64} grants, each for the
+ *    next part of at most half its own registered staging ring, two at a
+ *    time. The sender WRITEs each part where granted, the part's last
+ *    WRITE carrying the immediate; the receiver copies the landed part
+ *    into the message and grants that half again for the next part. The
+ *    last part's immediate completes the message.
  *  - Message ids count from 1 per direction, one per EAGER or RTS; a
  *    receiver accepts only the next one, so an id is never reused.
  *  - Backpressure: while queue_max messages or queue_bytes bytes wait
@@ -95,6 +103,7 @@ enum gn_vp_type {
 	GN_VP_CTS = 3,
 	GN_VP_CREDIT = 4,
 	GN_VP_ERROR = 5,
+	GN_VP_CTS_PART = 6,
 };
 
 enum gn_vp_wc_op {

@@ -1,8 +1,8 @@
 /*
- * Private to the verbs protocol engine (verbs_proto.c, the receive side,
- * progress and life of a connection; verbs_proto_send.c, the send side):
- * the connection's state and the helpers both halves use. Nothing outside
- * dpdk/verbs_proto*.c includes it.
+ * Private to the verbs protocol engine (verbs_proto.c, posting, progress
+ * and life of a connection; verbs_proto_recv.c, what arrives;
+ * verbs_proto_send.c, the send side): the connection's state and the
+ * helpers they share. Nothing outside dpdk/verbs_proto*.c includes it.
  */
 #ifndef GN_DPDK_VERBS_PROTO_INTERNAL_H
 #define GN_DPDK_VERBS_PROTO_INTERNAL_H
@@ -21,11 +21,19 @@ enum { WR_RECV = 1, WR_SEND = 2, WR_WRITE = 3, WR_STAGE = 4 };
 #define WR(kind, idx) (((uint64_t)(kind) << WR_SHIFT) | (uint64_t)(idx))
 
 #define POLL_BURST 16
-#define CTS_BODY 20   /* addr u64, rkey u32, len u64 */
-#define LINGER_MS 500 /* destroy: how long outstanding SENDs may take */
-#define DRAIN_MS 2000 /* destroy: how long flushes may take */
+#define CTS_BODY 20	 /* addr u64, rkey u32, len u64 */
+#define CTS_PART_BODY 28 /* addr u64, rkey u32, len u64, off u64 */
+#define MAX_GRANTS 4	 /* CTS_PART grants a sender holds at once */
+#define LINGER_MS 500	 /* destroy: how long outstanding SENDs may take */
+#define DRAIN_MS 2000	 /* destroy: how long flushes may take */
 
-enum { OUT_NONE, OUT_WAIT_CTS, OUT_GOT_CTS };
+enum { OUT_NONE, OUT_WAIT_CTS, OUT_GOT_CTS, OUT_PARTS };
+
+/* Where the receiver lets us WRITE one part of a message (CTS_PART). */
+struct grant {
+	uint64_t raddr, off, len;
+	uint32_t rkey;
+};
 
 struct seg {
 	const uint8_t *p;
@@ -62,23 +70,33 @@ struct gn_vp_conn {
 	uint32_t writes_out;
 	uint32_t next_send_id, next_recv_id;
 
+	/* the receiver's staging ring, registered when a buffer cannot be */
+	uint8_t *rstage;
+	void *rstage_mr;
+	uint32_t rstage_rkey;
+
 	struct { /* the message arriving by rendezvous */
 		bool active, cts_pending;
+		bool staged; /* through rstage in parts: see CTS_PART */
 		uint32_t id, rkey;
 		uint8_t *buf;
 		size_t env_len, payload_len, inl;
+		uint64_t granted, landed; /* staged: bytes offered, copied */
 		void *mr;
 	} in;
-	struct { /* ours, waiting for its CTS */
+	struct { /* ours, waiting for its CTS or CTS_PART grants */
 		int state;
 		uint32_t id, rkey;
 		uint64_t want, raddr;
+		uint64_t offered; /* bytes the grants so far cover */
+		struct grant g[MAX_GRANTS];
+		uint32_t gh, gn; /* grant ring: head, count */
 	} out;
 
 	struct gn_msg *q; /* complete messages for recv: a ring */
 	size_t qhead, qn, qcap;
 	size_t qbytes; /* envelope and payload bytes queued */
-	bool said_zc, said_staged;
+	bool said_zc, said_staged, said_rstaged;
 };
 
 static inline void gn_vp_put32(uint8_t *b, uint32_t v)

@@ -118,6 +118,25 @@ static int on_eager(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 	return enqueue(c, buf, fh.env_len, (size_t)fh.payload_len);
 }
 
+/* The receiver's own staging ring, registered at its first use. */
+static int rstage_setup(struct gn_vp_conn *c)
+{
+	if (c->rstage != NULL)
+		return 0;
+	c->rstage = aligned_alloc(4096, c->p.staging_size);
+	if (c->rstage == NULL)
+		return -ENOMEM;
+	if (c->ops->reg_mr(c->ctx, c->rstage, c->p.staging_size,
+			   GN_VP_ACCESS_LOCAL_WRITE | GN_VP_ACCESS_REMOTE_WRITE,
+			   &c->rstage_mr, &c->rstage_rkey) != 0) {
+		free(c->rstage);
+		c->rstage = NULL;
+		c->rstage_mr = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int on_rts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 		  uint32_t len)
 {
@@ -151,14 +170,28 @@ static int on_rts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 			    GN_VP_ACCESS_LOCAL_WRITE |
 				    GN_VP_ACCESS_REMOTE_WRITE,
 			    &c->in.mr, &c->in.rkey);
-	if (rc != 0) {
+	c->in.staged = rc != 0;
+	c->in.granted = c->in.landed = 0;
+	if (rc != 0)
+		c->in.mr = NULL;
+	if (rc != 0 && rstage_setup(c) != 0) {
 		gn_msg_buf_free(c->in.buf);
 		c->in.buf = NULL;
 		return fail_tell(c, rc,
 				 "verbs: %s: cannot register %zu bytes for "
-				 "message %u: %s%s",
-				 c->peer, total - inl, id, strerror(-rc),
-				 gn_vp_reg_hint(rc));
+				 "message %u, nor a %zu-byte staging ring: "
+				 "%s%s",
+				 c->peer, total - inl, id, c->p.staging_size,
+				 strerror(-rc), gn_vp_reg_hint(rc));
+	}
+	if (rc != 0 && !c->said_rstaged) {
+		GN_LOG(INFO, verbs,
+		       "%s: message %u: cannot register its %zu bytes (%s); it "
+		       "and later ones like it arrive through a %zu-byte "
+		       "staging ring%s",
+		       c->peer, id, total - inl, strerror(-rc),
+		       c->p.staging_size, gn_vp_reg_hint(rc));
+		c->said_rstaged = true;
 	}
 	c->in.active = c->in.cts_pending = true;
 	c->in.id = id;
@@ -196,6 +229,48 @@ static int on_cts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 	c->out.raddr = gn_vp_get64(body);
 	c->out.rkey = gn_vp_get32(body + 8);
 	c->out.state = OUT_GOT_CTS;
+	return 0;
+}
+
+/*
+ * A grant for the next part of our outgoing message: parts come in order,
+ * each within the message, at most MAX_GRANTS waiting.
+ */
+static int on_cts_part(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
+		       uint32_t len)
+{
+	uint64_t off, n;
+	struct grant *g;
+
+	if ((c->out.state != OUT_WAIT_CTS && c->out.state != OUT_PARTS) ||
+	    id != c->out.id)
+		return fail_tell(c, -EPROTO,
+				 "verbs: %s: CTS_PART for message %u, but no "
+				 "such message waits for one",
+				 c->peer, id);
+	if (len != CTS_PART_BODY)
+		return fail_tell(c, -EPROTO,
+				 "verbs: %s: CTS_PART of %u bytes, expected %d",
+				 c->peer, len, CTS_PART_BODY);
+	n = gn_vp_get64(body + 12);
+	off = gn_vp_get64(body + 20);
+	if (off != c->out.offered || n == 0 || n > c->out.want - off ||
+	    c->out.gn == MAX_GRANTS)
+		return fail_tell(c, -EPROTO,
+				 "verbs: %s: CTS_PART for message %u grants "
+				 "%llu bytes at %llu; expected the next part "
+				 "from %llu of %llu, at most %d waiting",
+				 c->peer, id, (unsigned long long)n,
+				 (unsigned long long)off,
+				 (unsigned long long)c->out.offered,
+				 (unsigned long long)c->out.want, MAX_GRANTS);
+	g = &c->out.g[(c->out.gh + c->out.gn++) % MAX_GRANTS];
+	*g = (struct grant){.raddr = gn_vp_get64(body),
+			    .rkey = gn_vp_get32(body + 8),
+			    .off = off,
+			    .len = n};
+	c->out.offered += n;
+	c->out.state = OUT_PARTS;
 	return 0;
 }
 
@@ -261,6 +336,7 @@ static int on_msg(struct gn_vp_conn *c, const uint8_t *b, uint32_t n)
 	case GN_VP_EAGER: return on_eager(c, id, b, len);
 	case GN_VP_RTS: return on_rts(c, id, b, len);
 	case GN_VP_CTS: return on_cts(c, id, b, len);
+	case GN_VP_CTS_PART: return on_cts_part(c, id, b, len);
 	case GN_VP_CREDIT: return 0;
 	case GN_VP_ERROR: return on_error(c, b, len);
 	default:
@@ -275,8 +351,13 @@ static int on_imm(struct gn_vp_conn *c, uint32_t imm)
 {
 	uint8_t *buf;
 
-	if (!c->in.active || c->in.cts_pending || imm != c->in.id) {
-		if (!c->in.active || c->in.cts_pending)
+	/* Staged, a part is in flight once granted and until landed. */
+	bool waiting =
+		c->in.active && (c->in.staged ? c->in.granted > c->in.landed
+					      : !c->in.cts_pending);
+
+	if (!waiting || imm != c->in.id) {
+		if (!waiting)
 			return fail_tell(c, -EPROTO,
 					 "verbs: %s: RDMA write with immediate "
 					 "%u, but no message is arriving",
@@ -286,7 +367,22 @@ static int on_imm(struct gn_vp_conn *c, uint32_t imm)
 				 "expected %u",
 				 c->peer, imm, c->in.id);
 	}
-	c->ops->dereg_mr(c->ctx, c->in.mr);
+	if (c->in.staged) {
+		uint64_t rest = c->in.env_len + c->in.payload_len - c->in.inl;
+		uint64_t half = c->p.staging_size / 2;
+		uint64_t n =
+			rest - c->in.landed < half ? rest - c->in.landed : half;
+
+		memcpy(c->in.buf + c->in.inl + c->in.landed,
+		       c->rstage + (c->in.landed / half % 2) * half, n);
+		c->in.landed += n;
+		if (c->in.landed < rest) {
+			c->in.cts_pending = c->in.granted < rest;
+			return 0;
+		}
+	}
+	if (c->in.mr != NULL)
+		c->ops->dereg_mr(c->ctx, c->in.mr);
 	c->in.mr = NULL;
 	c->in.active = false;
 	buf = c->in.buf;

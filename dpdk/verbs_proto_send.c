@@ -19,7 +19,12 @@ static bool can_normal(const struct gn_vp_conn *c)
 
 static bool got_cts(const struct gn_vp_conn *c)
 {
-	return c->out.state == OUT_GOT_CTS;
+	return c->out.state == OUT_GOT_CTS || c->out.gn > 0;
+}
+
+static bool got_grant(const struct gn_vp_conn *c)
+{
+	return c->out.gn > 0;
 }
 
 static bool writes_done(const struct gn_vp_conn *c)
@@ -90,37 +95,64 @@ static int write_fail(struct gn_vp_conn *c, int rc)
 			  c->peer, strerror(-rc));
 }
 
-/* Zero-copy: WRITE every registered piece in chunks of max_write. */
-static int write_zc(struct gn_vp_conn *c, const struct seg *s, int ns,
-		    uint64_t deadline)
+/* The piece and offset in it where byte `off` of the pieces lies. */
+static void seg_seek(const struct seg *s, int ns, uint64_t off, int *si,
+		     size_t *soff)
 {
-	uint64_t roff = 0;
+	int i = 0;
 
-	for (int i = 0; i < ns; i++) {
-		for (size_t off = 0; off < s[i].len;) {
-			size_t n = s[i].len - off;
-			bool last;
-			int rc;
+	while (i + 1 < ns && off >= s[i].len)
+		off -= s[i++].len;
+	*si = i;
+	*soff = (size_t)off;
+}
 
-			if (n > c->p.max_write)
-				n = c->p.max_write;
-			last = i == ns - 1 && off + n == s[i].len;
-			rc = gn_vp_wait_for(c, last ? sq_room_credit : sq_room,
-					    deadline, false);
-			if (rc != 0)
-				return rc;
-			rc = c->ops->post_write(c->ctx, WR(WR_WRITE, 0),
-						s[i].p + off, (uint32_t)n,
-						s[i].mr, c->out.raddr + roff,
-						c->out.rkey, last, c->out.id);
-			if (rc != 0)
-				return write_fail(c, rc);
-			c->sq_out++;
-			c->writes_out++;
-			if (last)
-				c->credits--;
-			off += n;
-			roff += n;
+/* Where a run of WRITEs goes: bytes [off, off + len) of the pieces. */
+struct span {
+	uint64_t off, len, raddr;
+	uint32_t rkey;
+};
+
+/*
+ * Zero-copy: WRITE the span from the registered pieces in chunks of
+ * max_write, the last one carrying the immediate.
+ */
+static int write_zc(struct gn_vp_conn *c, const struct seg *s, int ns,
+		    const struct span *sp, uint64_t deadline)
+{
+	uint64_t done = 0;
+	size_t soff;
+	int si;
+
+	seg_seek(s, ns, sp->off, &si, &soff);
+	while (done < sp->len) {
+		uint64_t n = s[si].len - soff;
+		bool last;
+		int rc;
+
+		if (n > sp->len - done)
+			n = sp->len - done;
+		if (n > c->p.max_write)
+			n = c->p.max_write;
+		last = done + n == sp->len;
+		rc = gn_vp_wait_for(c, last ? sq_room_credit : sq_room,
+				    deadline, false);
+		if (rc != 0)
+			return rc;
+		rc = c->ops->post_write(c->ctx, WR(WR_WRITE, 0), s[si].p + soff,
+					(uint32_t)n, s[si].mr, sp->raddr + done,
+					sp->rkey, last, c->out.id);
+		if (rc != 0)
+			return write_fail(c, rc);
+		c->sq_out++;
+		c->writes_out++;
+		if (last)
+			c->credits--;
+		done += n;
+		soff += (size_t)n;
+		if (soff == s[si].len && si + 1 < ns) {
+			si++;
+			soff = 0;
 		}
 	}
 	return 0;
@@ -153,24 +185,24 @@ static int stage_setup(struct gn_vp_conn *c)
 	return 0;
 }
 
-/* Pinned-host staging: copy through the ring, WRITE from it. */
+/* Pinned-host staging: copy the span through the ring, WRITE from it. */
 static int write_staged(struct gn_vp_conn *c, const struct seg *s, int ns,
-			uint64_t total, uint64_t deadline)
+			const struct span *sp, uint64_t deadline)
 {
 	uint64_t done = 0;
-	int si = 0;
-	size_t soff = 0;
-	int rc = stage_setup(c);
+	size_t soff;
+	int si, rc = stage_setup(c);
 
-	while (rc == 0 && done < total) {
-		uint64_t n = total - done;
+	seg_seek(s, ns, sp->off, &si, &soff);
+	while (rc == 0 && done < sp->len) {
+		uint64_t n = sp->len - done;
 		uint32_t slot = 0;
 		uint8_t *b;
 		bool last;
 
 		if (n > c->slot_size)
 			n = c->slot_size;
-		last = done + n == total;
+		last = done + n == sp->len;
 		rc = gn_vp_wait_for(c, last ? stage_room_credit : stage_room,
 				    deadline, false);
 		if (rc != 0)
@@ -193,7 +225,7 @@ static int write_staged(struct gn_vp_conn *c, const struct seg *s, int ns,
 		}
 		rc = c->ops->post_write(
 			c->ctx, WR(WR_STAGE, slot), b, (uint32_t)n, c->stage_mr,
-			c->out.raddr + done, c->out.rkey, last, c->out.id);
+			sp->raddr + done, sp->rkey, last, c->out.id);
 		if (rc != 0)
 			return write_fail(c, rc);
 		c->stage_busy[slot] = 1;
@@ -203,6 +235,50 @@ static int write_staged(struct gn_vp_conn *c, const struct seg *s, int ns,
 		if (last)
 			c->credits--;
 		done += n;
+	}
+	return rc;
+}
+
+/*
+ * WRITE the whole rest of the message: where the CTS said, or part by
+ * part where each CTS_PART grant says (the next grant may still be on
+ * its way: it comes once the receiver has copied out an earlier part).
+ */
+static int write_all(struct gn_vp_conn *c, const struct seg *s, int ns,
+		     bool staged, uint64_t rest, uint64_t deadline)
+{
+	uint64_t done = 0;
+	int rc = 0;
+
+	if (c->out.state == OUT_GOT_CTS) {
+		struct span sp = {0, rest, c->out.raddr, c->out.rkey};
+
+		return staged ? write_staged(c, s, ns, &sp, deadline)
+			      : write_zc(c, s, ns, &sp, deadline);
+	}
+	while (rc == 0 && done < rest) {
+		struct grant *g;
+		struct span sp;
+
+		rc = gn_vp_wait_for(c, got_grant, deadline, false);
+		if (rc == -ETIMEDOUT)
+			return gn_vp_fail(c, -ETIMEDOUT,
+					  "verbs: %s: message %u: the receiver "
+					  "granted %llu of %llu bytes and no "
+					  "more in time; the connection is out "
+					  "of step",
+					  c->peer, c->out.id,
+					  (unsigned long long)done,
+					  (unsigned long long)rest);
+		if (rc != 0)
+			break;
+		g = &c->out.g[c->out.gh];
+		sp = (struct span){g->off, g->len, g->raddr, g->rkey};
+		c->out.gh = (c->out.gh + 1) % MAX_GRANTS;
+		c->out.gn--;
+		rc = staged ? write_staged(c, s, ns, &sp, deadline)
+			    : write_zc(c, s, ns, &sp, deadline);
+		done += sp.len;
 	}
 	return rc;
 }
@@ -274,8 +350,7 @@ static int send_rdv(struct gn_vp_conn *c, const uint8_t *env, size_t env_len,
 		       id, (unsigned long long)rest,
 		       staged ? "staged" : "zero-copy");
 	*(staged ? &c->said_staged : &c->said_zc) = true;
-	rc = staged ? write_staged(c, s, ns, rest, deadline)
-		    : write_zc(c, s, ns, deadline);
+	rc = write_all(c, s, ns, staged, rest, deadline);
 	if (rc == 0)
 		rc = gn_vp_wait_for(c, writes_done, deadline, false);
 	if (rc == -ETIMEDOUT)

@@ -61,34 +61,55 @@ static void test_eager(void **state)
 	pair_free(pr);
 }
 
-/* Rendezvous: several MiB in several iovecs, bit-exact, chunked WRITEs. */
-static void rendezvous(bool staged)
+/*
+ * Rendezvous: several MiB in several iovecs, bit-exact, chunked WRITEs.
+ * `staged`: the sender cannot register pieces over 1 MiB and copies them
+ * through its 1 MiB ring. `rstaged`: the receiver cannot register message
+ * buffers over 1 MiB and takes them in parts through its own ring.
+ */
+static void rendezvous(bool staged, bool rstaged)
 {
 	struct pair *pr = pair_new(16, 16384);
-	struct msg m[2];
+	struct msg m[3];
 	struct job rx = {0};
+	uint64_t half = (1u << 20) / 2, parts = 0;
 
 	pair_start(pr);
-	/* Pieces over 1 MiB cannot be registered; the 1 MiB ring can. */
 	if (staged)
 		pr->net->ep[0].fail_reg_over = 1u << 20;
+	if (rstaged)
+		pr->net->ep[1].fail_remote_reg_over = 1u << 20;
 	/* 100 KiB envelope: more than fits inline, so it is written too. */
 	msg_make(&m[0], 100u << 10, (5u << 20) + 12345, 3, 10);
 	msg_make(&m[1], 300, (3u << 20) + 1, 5, 11);
-	rx = (struct job){.c = pr->c[1], .want = m, .nrecv = 2};
+	msg_make(&m[2], 300, 200u << 10, 2, 12); /* under one part */
+	rx = (struct job){.c = pr->c[1], .want = m, .nrecv = 3};
 	job_start(&rx);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		assert_int_equal(msg_send(pr->c[0], &m[i], WAIT_MS), 0);
 	assert_int_equal(job_join(&rx), 0);
-	assert_int_equal(pr->net->ep[0].imm_writes, 2);
+	for (int i = 0; i < 3; i++) {
+		size_t inl =
+			m[i].env_len < 16384 - 48 ? m[i].env_len : 16384 - 48;
+		uint64_t rest = m[i].env_len - inl + m[i].payload_len;
+
+		parts += rstaged && rest > (1u << 20) ? (rest + half - 1) / half
+						      : 1;
+	}
+	/* One immediate per part: a message, or each granted part. */
+	assert_int_equal(pr->net->ep[0].imm_writes, (int)parts);
 	assert_true(pr->net->ep[0].writes > 10); /* chunked */
 	assert_true(pr->net->ep[0].max_write_len <= (1u << 20));
 	assert_int_equal(pr->net->ep[0].reg_failures > 0, staged);
-	assert_int_equal(pr->net->ep[0].rnr, 0);
-	/* Only the rings (and the staging ring) stay registered. */
+	/* m[2] is small enough to register: it goes by one CTS */
+	assert_int_equal(pr->net->ep[1].reg_failures, rstaged ? 2 : 0);
+	assert_int_equal(pr->net->ep[0].rnr + pr->net->ep[1].rnr, 0);
+	assert_int_equal(pr->net->ep[0].violations, 0);
+	assert_int_equal(pr->net->ep[1].violations, 0);
+	/* Only the rings (and the staging rings) stay registered. */
 	assert_int_equal(pr->net->ep[0].nmr, staged ? 3 : 2);
-	assert_int_equal(pr->net->ep[1].nmr, 2);
-	for (int i = 0; i < 2; i++)
+	assert_int_equal(pr->net->ep[1].nmr, rstaged ? 3 : 2);
+	for (int i = 0; i < 3; i++)
 		msg_free(&m[i]);
 	pair_free(pr);
 }
@@ -96,13 +117,25 @@ static void rendezvous(bool staged)
 static void test_rendezvous(void **state)
 {
 	(void)state;
-	rendezvous(false);
+	rendezvous(false, false);
 }
 
 static void test_rendezvous_staged(void **state)
 {
 	(void)state;
-	rendezvous(true);
+	rendezvous(true, false);
+}
+
+static void test_rendezvous_receiver_staged(void **state)
+{
+	(void)state;
+	rendezvous(false, true);
+}
+
+static void test_rendezvous_both_staged(void **state)
+{
+	(void)state;
+	rendezvous(true, true);
 }
 
 /* Both sides send large messages at the same moment: no deadlock. */
@@ -409,6 +442,16 @@ static void test_cts_unknown(void **state)
 	hostile(b, n, false, 0, -EPROTO, "CTS for message 5, but no message");
 }
 
+static void test_cts_part_unknown(void **state)
+{
+	uint8_t b[256] = {0};
+	uint32_t n = hdr(b, GN_VP_CTS_PART, 5, 28);
+
+	(void)state;
+	hostile(b, n, false, 0, -EPROTO,
+		"CTS_PART for message 5, but no such message waits");
+}
+
 static void test_imm_for_nothing(void **state)
 {
 	(void)state;
@@ -444,8 +487,9 @@ static void test_rts_over_caps(void **state)
 }
 
 /*
- * The receiver cannot register a large message's buffer (the locked-memory
- * limit, typically): both ends fail with the limit and how to raise it.
+ * The receiver can register neither a large message's buffer nor its
+ * staging ring (the locked-memory limit, typically): both ends fail, with
+ * the limit and how to raise it.
  */
 static void test_receiver_cannot_register(void **state)
 {
@@ -462,7 +506,7 @@ static void test_receiver_cannot_register(void **state)
 	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < low.rlim_cur)
 		low.rlim_cur = old.rlim_max;
 	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &low), 0);
-	pr->net->ep[1].fail_remote_reg_over = 1u << 20;
+	pr->net->ep[1].fail_remote_reg_over = 512u << 10;
 	pair_start(pr);
 	msg_make(&m, 40, 2u << 20, 2, 51);
 	rx = (struct job){.c = pr->c[1], .want = &m, .nrecv = 1};
@@ -470,10 +514,11 @@ static void test_receiver_cannot_register(void **state)
 	assert_int_equal(msg_send(pr->c[0], &m, WAIT_MS), -ENOMEM);
 	expect_detail("fake-peer reported an error");
 	expect_detail("cannot register 2097");
+	expect_detail("nor a 1048576-byte staging ring");
 	assert_int_equal(job_join(&rx), -ENOMEM);
 	assert_int_equal(gn_vp_recv(pr->c[1], &got, 0), -ENOMEM);
 	expect_detail("RLIMIT_MEMLOCK): raise it with ulimit -l unlimited");
-	assert_int_equal(pr->net->ep[1].reg_failures, 1);
+	assert_int_equal(pr->net->ep[1].reg_failures, 2);
 	assert_int_equal(pr->net->ep[0].writes, 0);
 	assert_int_equal(setrlimit(RLIMIT_MEMLOCK, &old), 0);
 	msg_free(&m);
@@ -623,6 +668,8 @@ int main(void)
 		cmocka_unit_test(test_eager),
 		cmocka_unit_test(test_rendezvous),
 		cmocka_unit_test(test_rendezvous_staged),
+		cmocka_unit_test(test_rendezvous_receiver_staged),
+		cmocka_unit_test(test_rendezvous_both_staged),
 		cmocka_unit_test(test_simultaneous),
 		cmocka_unit_test(test_credits),
 		cmocka_unit_test(test_backpressure),
@@ -631,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_id_reuse),
 		cmocka_unit_test(test_id_reused_after_one),
 		cmocka_unit_test(test_cts_unknown),
+		cmocka_unit_test(test_cts_part_unknown),
 		cmocka_unit_test(test_imm_for_nothing),
 		cmocka_unit_test(test_rts_over_caps),
 		cmocka_unit_test(test_receiver_cannot_register),
