@@ -34,6 +34,11 @@ GN_LOG_REGISTER(dpdk_port)
 #define DEFAULT_MTU 1500
 #define MIN_MTU 68
 #define MAX_MTU 9000
+/*
+ * memif has no wire: a frame only has to fit one ring buffer, and 16 KiB
+ * buffers are what 9000-byte frames took anyway (bsize is a power of two).
+ */
+#define MEMIF_MAX_MTU (16384 - 14)
 #define DEFAULT_POOL 4096
 #define DEFAULT_LINK_MS 5000
 #define DEFAULT_ZC_MIN 512
@@ -189,10 +194,13 @@ static int opts_check(const struct gn_dpdk_port_opts *o)
 				    "dpdk port: ring sizes rx %u tx %u, "
 				    "expected powers of two",
 				    o->rx_ring_size, o->tx_ring_size);
-	if (o->mtu < MIN_MTU || o->mtu > MAX_MTU)
+	if (o->mtu < MIN_MTU ||
+	    o->mtu > (o->kind == GN_DPDK_PORT_MEMIF ? MEMIF_MAX_MTU : MAX_MTU))
 		return gn_error_set(-EINVAL,
-				    "dpdk port: mtu %u, expected %d..%d",
-				    o->mtu, MIN_MTU, MAX_MTU);
+				    "dpdk port: mtu %u, expected %d..%d (memif "
+				    "%d..%d)",
+				    o->mtu, MIN_MTU, MAX_MTU, MIN_MTU,
+				    MEMIF_MAX_MTU);
 	if (o->pool_size < 2u * GN_PORT_TX_BURST)
 		return gn_error_set(-EINVAL,
 				    "dpdk port: pool_size %u, expected at "
@@ -515,7 +523,17 @@ static int port_configure(struct gn_dpdk_port *p,
 	}
 	zc_decide(p, o, &info);
 
-	p->tx_pool = pool_make(p, "tx", o->pool_size, 0, p->max_frame);
+	/*
+	 * Where any payload of zc_min bytes or more is attached, a send
+	 * buffer holds a header and at most a short payload.
+	 */
+	p->tx_pool = pool_make(
+		p, "tx", o->pool_size, 0,
+		p->attach_any
+			? (uint32_t)RTE_MIN((uint64_t)p->max_frame,
+					    (uint64_t)GN_DPDK_FRAME_HDR_MAX +
+						    p->zc_min)
+			: p->max_frame);
 	if (p->tx_pool == NULL)
 		return gn_last_error_code();
 	p->ext_pool = pool_make(p, "ext", o->pool_size,

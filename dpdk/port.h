@@ -83,8 +83,8 @@ struct gn_dpdk_port_opts {
 	uint16_t tx_ring_size;
 	/*
 	 * IP MTU: the largest frame is mtu + 14 bytes of Ethernet header.
-	 * Default 1500; memif takes up to 9000 (af_packet and PCI what the
-	 * interface allows).
+	 * Default 1500; memif takes up to 16370 (a 16 KiB frame), af_packet
+	 * and PCI up to 9000 or what the interface allows.
 	 */
 	uint32_t mtu;
 	/* Packet buffers in each of the port's pools (default 4096). */

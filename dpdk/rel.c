@@ -160,15 +160,16 @@ struct gn_rel_ep *gn_rel_ep_create(const struct gn_rel_config *cfg,
 		memcpy(&c, cfg,
 		       cfg->opts_size < sizeof(c) ? cfg->opts_size : sizeof(c));
 	if (self == NULL || ops == NULL || ops->tx == NULL ||
-	    c.mtu_payload == 0 || c.mtu_payload > 9000 || c.window == 0 ||
-	    c.window >= SLOTS || c.rx_credits == 0 ||
+	    c.mtu_payload == 0 || c.mtu_payload > GN_REL_MTU_MAX ||
+	    c.window == 0 || c.window >= SLOTS || c.rx_credits == 0 ||
 	    c.rx_credits > RCV_WIN - GN_REL_SACK_BITS || c.rto_min_ns == 0 ||
 	    c.rto_max_ns < c.rto_min_ns || c.max_sessions == 0) {
 		gn_error_set(-EINVAL,
-			     "rel: bad configuration (mtu_payload 1..9000, "
+			     "rel: bad configuration (mtu_payload 1..%d, "
 			     "window 1..%d, rx_credits 1..%d, rto_min > 0 <= "
 			     "rto_max, ops->tx set)",
-			     SLOTS - 1, RCV_WIN - GN_REL_SACK_BITS);
+			     GN_REL_MTU_MAX, SLOTS - 1,
+			     RCV_WIN - GN_REL_SACK_BITS);
 		return NULL;
 	}
 	ep = calloc(1, sizeof(*ep));
@@ -261,6 +262,11 @@ void gn_rel_close(struct gn_rel_session *s, uint64_t now)
 	if (s->state != S_DEAD)
 		gn_rel_send_ctl(s, GN_REL_FIN);
 	gn_rel_kill_session(s, -ECONNABORTED);
+}
+
+void gn_rel_abort(struct gn_rel_session *s, int status)
+{
+	gn_rel_kill_session(s, status);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -394,7 +400,7 @@ void gn_rel_input(struct gn_rel_ep *ep, const uint8_t *frame, size_t len,
 	if (h.type == GN_REL_SYN) {
 		if (s == NULL) {
 			if (!ep->cfg.accept || h.msg_len == 0 ||
-			    h.msg_len > 9000) {
+			    h.msg_len > GN_REL_MTU_MAX) {
 				ep->st.stray_frames++;
 				return;
 			}
@@ -421,7 +427,7 @@ void gn_rel_input(struct gn_rel_ep *ep, const uint8_t *frame, size_t len,
 	}
 	if (h.type == GN_REL_SYN_ACK) {
 		if (s->state == S_SYN_SENT) {
-			if (h.msg_len == 0 || h.msg_len > 9000) {
+			if (h.msg_len == 0 || h.msg_len > GN_REL_MTU_MAX) {
 				ep->st.bad_frames++;
 				return;
 			}

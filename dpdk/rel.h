@@ -44,6 +44,8 @@
 #define GN_REL_HDR_SIZE 64
 /* Ethernet (14) + IPv4 without options (20) + UDP (8) + Genie header. */
 #define GN_REL_FRAME_HDR (14 + 20 + 8 + GN_REL_HDR_SIZE)
+/* Most payload bytes a packet carries (a 16 KiB memif frame's worth). */
+#define GN_REL_MTU_MAX (16384 - GN_REL_FRAME_HDR)
 #define GN_REL_SACK_BITS 32
 
 enum gn_rel_type {
@@ -120,7 +122,8 @@ int gn_rel_udp_parse(const uint8_t *frame, size_t len, struct gn_rel_addr *src,
 
 struct gn_rel_config {
 	size_t opts_size;
-	uint16_t mtu_payload;  /* payload bytes per packet; 1408 default */
+	uint16_t mtu_payload;  /* payload bytes per packet, 1..GN_REL_MTU_MAX;
+				  1408 default */
 	uint16_t window;       /* most packets in flight; 512 */
 	uint16_t rx_credits;   /* packets past ack the peer may send; 1024 */
 	uint32_t max_retries;  /* of one packet, then the session fails; 16 */
@@ -245,6 +248,11 @@ void gn_rel_session_backlog(const struct gn_rel_session *s, uint64_t *msgs,
 
 /* Close: FIN to the peer, pending messages fail with -ECONNABORTED. */
 void gn_rel_close(struct gn_rel_session *s, uint64_t now);
+/*
+ * Fail the session without a word to the peer (it is known gone): pending
+ * messages fail with `status`, on_closed reports it.
+ */
+void gn_rel_abort(struct gn_rel_session *s, int status);
 
 /* Feed one received frame (whole Ethernet frame). Bad ones are counted. */
 void gn_rel_input(struct gn_rel_ep *ep, const uint8_t *frame, size_t len,

@@ -87,10 +87,12 @@ struct engine {
 	struct gn_dpdk_port *ports[GN_DPDK_MEMIF_CLIENTS];
 	int nports;
 	uint64_t next_slot_check; /* memif listener: when to look again */
-	uint64_t memif_key;	  /* memif: the socket's claims */
-	int claim_probe;	  /* memif listener: for reading claims */
-	int memif_claim;	  /* memif connector: its id claim, or -1 */
-	uint32_t memif_id;	  /* memif connector: the id it claimed */
+	uint64_t next_link_check; /* memif listener: clients' links */
+	bool link_up[GN_DPDK_MEMIF_CLIENTS]; /* as last seen */
+	uint64_t memif_key;		     /* memif: the socket's claims */
+	int claim_probe;   /* memif listener: for reading claims */
+	int memif_claim;   /* memif connector: its id claim, or -1 */
+	uint32_t memif_id; /* memif connector: the id it claimed */
 	struct gn_rel_ep *ep;
 	struct dpdk_listener *listener;
 	struct gn_frame_limits limits;

@@ -3,7 +3,9 @@
 # once (no hugepages): each claims a memif interface id of its own, the
 # runtime opens a port for every id claimed, every client's relu comes
 # back bit-exact; a second wave reuses the ids the first gave back, and
-# the runtime opens no more ports than clients it had at once.
+# the runtime opens no more ports than clients it had at once. A client
+# that ends (or is killed) takes its link down, and the runtime closes its
+# sessions at once; the runtime then stops within seconds.
 #
 #   dpdk_memif_clients.sh RUNTIME CLIENT
 set -u
@@ -67,9 +69,39 @@ after=$(grep -c "memif client id [0-9]* ready" "$dir/rt.log")
 	fail "the second wave made the runtime open $((after - ids)) more ids"
 echo "ok   2 more clients reused freed ids; still $after memif ids open"
 
+# Every client that ended took its link down; the runtime closed its
+# sessions at once rather than resending to it until a timeout.
+gone=$(grep -c "went away (link down)" "$dir/rt.log")
+[ "$gone" -eq 6 ] || fail "6 clients ended, the runtime saw $gone go"
+echo "ok   the runtime saw all 6 clients' links go down"
+
+# A client killed halfway through a transfer: its sessions close within
+# a second, and the runtime serves the next client.
+"$client" "dpdk://memif:$sock" 256 120000 >"$dir/killed.out" 2>&1 &
+victim=$!
+for _ in $(seq 100); do
+	[ "$(grep -c "memif client id [0-9]* ready" "$dir/rt.log")" -ge 4 ] &&
+		grep -q "up on" "$dir/killed.out" && break
+	sleep 0.05
+done
+sleep 0.5
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null
+for _ in $(seq 20); do
+	[ "$(grep -c "went away (link down)" "$dir/rt.log")" -ge 7 ] && break
+	sleep 0.05
+done
+[ "$(grep -c "went away (link down)" "$dir/rt.log")" -ge 7 ] ||
+	fail "a killed client's link going down was not seen within 1 s"
+echo "ok   a client killed mid-transfer: its sessions closed within 1 s"
+wave after-kill 1 8
+
+start=$(date +%s%N)
 kill -TERM "$rt"
 wait "$rt"
 st=$?
 rt=
 [ "$st" -eq 0 ] || fail "runtime exited $st on SIGTERM"
-echo "ok   runtime ended cleanly"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$ms" -lt 5000 ] || fail "the runtime took $ms ms to stop"
+echo "ok   runtime ended cleanly in $ms ms"
