@@ -294,8 +294,8 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 		po.memif_id = e->server ? (uint32_t)e->nports : e->memif_id;
 		/*
 		 * Shared memory has no wire MTU: frames fill the 16 KiB ring
-		 * buffers (11x fewer than at 1500; 64 MiB moved 1.5x faster
-		 * than with 9000-byte frames, docs/PERFORMANCE.md).
+		 * buffers (11x fewer than at 1500; 64 MiB moved about 1.4x
+		 * faster than with 9000-byte frames, docs/PERFORMANCE.md).
 		 */
 		po.mtu = GN_REL_MTU_MAX + GN_REL_FRAME_HDR - 14;
 		if (e->server) {

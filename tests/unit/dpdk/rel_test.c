@@ -794,6 +794,49 @@ static void test_peer_close_fails_pending(void **state)
 	side_fini(&b);
 }
 
+/*
+ * A session whose peer is known gone (its link went down) is aborted: the
+ * pending message fails with the status given, on_closed says so, and
+ * nothing more goes to the peer (no FIN: B never hears of it).
+ */
+static void test_abort_fails_pending(void **state)
+{
+	struct gn_fault_opts fo;
+	struct net n = {0};
+	struct side a, b;
+	struct gn_rel_stats st;
+	static uint8_t big[4u << 20];
+	uint64_t sent;
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.delay_ns = 1000;
+	side_init(&a, &n, 0, &fo, NULL);
+	side_init(&b, &n, 1, &fo, NULL);
+	n.a = &a;
+	n.b = &b;
+	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
+	run(&n, accepted, 1000000);
+	assert_non_null(b.s);
+	assert_int_equal(
+		gn_rel_send(a.s, 0, big, sizeof(big), (void *)0, n.now), 0);
+	gn_rel_ep_stats(a.ep, &st);
+	sent = st.pkts_sent;
+	gn_rel_abort(a.s, -ENOTCONN);
+	assert_int_equal(a.sent_done[0], 1);
+	assert_int_equal(a.sent_status[0], -ENOTCONN);
+	assert_int_equal(a.closed, 1);
+	assert_int_equal(a.closed_status, -ENOTCONN);
+	gn_rel_ep_stats(a.ep, &st);
+	assert_int_equal(st.pkts_sent, sent);
+	n.now += 1000000;
+	(void)gn_rel_poll(a.ep, n.now);
+	assert_null(a.s); /* freed at the next poll */
+	assert_int_equal(b.closed, 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_total_loss_fails_within_retry_limit),
 		cmocka_unit_test(test_strays_and_refusals),
 		cmocka_unit_test(test_peer_close_fails_pending),
+		cmocka_unit_test(test_abort_fails_pending),
 		cmocka_unit_test(test_hold),
 	};
 
