@@ -112,6 +112,8 @@ struct gn_rel_ep {
 	uint32_t nsessions;
 	struct gn_rel_stats st; /* endpoint totals */
 	uint8_t frame[GN_REL_FRAME_HDR];
+	/* copies a received payload into its message (rel.c) */
+	void *(*copy)(void *dst, const void *src, size_t n);
 };
 
 static inline bool seq_lt(uint32_t a, uint32_t b)
