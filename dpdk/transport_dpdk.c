@@ -218,10 +218,11 @@ static bool drive_until(struct dpdk_conn *c,
 		set_driving(c->e, &driving, true);
 		pthread_mutex_lock(&c->e->lock);
 		if (c->e->nports > 0)
-			n = gn_dpdk_engine_drive(c->e, &next);
+			n = gn_dpdk_engine_drive(c->e, &next, &now);
+		else
+			now = gn_clock_ns();
 		ok = done(c, arg);
 		pthread_mutex_unlock(&c->e->lock);
-		now = gn_clock_ns();
 		if (ok || (timeout_ms >= 0 &&
 			   now - start >= (uint64_t)timeout_ms * 1000000ull))
 			break;
@@ -395,8 +396,10 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 		set_driving(c->e, &driving, true);
 		pthread_mutex_lock(&c->e->lock);
 		c->sleeping = false;
-		if (c->e->nports > 0 && gn_dpdk_engine_drive(c->e, &next) > 0)
-			spin_until = gn_clock_ns() + SPIN_NS; /* traffic */
+		if (c->e->nports == 0)
+			now = gn_clock_ns();
+		else if (gn_dpdk_engine_drive(c->e, &next, &now) > 0)
+			spin_until = now + SPIN_NS; /* traffic */
 		if (c->nq > 0) {
 			*msg = c->q[0];
 			memmove(c->q, c->q + 1, sizeof(*c->q) * --c->nq);
@@ -423,7 +426,6 @@ static int dpdk_recv(struct gn_conn *gc, struct gn_msg *msg, int timeout_ms)
 					  c->base.peer, gn_strerror(st));
 			break;
 		}
-		now = gn_clock_ns();
 		if (timeout_ms >= 0 &&
 		    now - start >= (uint64_t)timeout_ms * 1000000ull) {
 			pthread_mutex_unlock(&c->e->lock);

@@ -138,7 +138,7 @@ int gn_dpdk_engine_get(const char *spec, bool server,
  * Engine lock held. Returns the frames taken; *next gets the protocol's
  * next deadline.
  */
-int gn_dpdk_engine_drive(struct engine *e, uint64_t *next);
+int gn_dpdk_engine_drive(struct engine *e, uint64_t *next, uint64_t *now);
 
 /* A connection for session `s` (engine lock held); NULL when out of memory. */
 struct dpdk_conn *gn_dpdk_conn_new(struct engine *e, struct gn_rel_session *s);
