@@ -334,7 +334,7 @@ int main(int argc, char **argv)
 		       "%.2f, \"rtt_p99_us_tcp\": %.2f, \"ok\": %s}\n",
 		       quick ? "true" : "false", i64 < 0 ? 0 : dpdk.gbps[i64],
 		       i64 < 0 ? 0 : tcp.gbps[i64], i64 < 0 ? 0 : mc[i64],
-		       dpdk.rtt_p50_us, dpdk.rtt_p99_us,
-		       tcp.rtt_p50_us, tcp.rtt_p99_us, ok ? "true" : "false");
+		       dpdk.rtt_p50_us, dpdk.rtt_p99_us, tcp.rtt_p50_us,
+		       tcp.rtt_p99_us, ok ? "true" : "false");
 	return ok ? 0 : 1;
 }

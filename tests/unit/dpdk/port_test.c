@@ -141,7 +141,7 @@ static void test_bad_options(void **state)
 	o.rx_ring_size = 1000;
 	expect_error(gn_dpdk_port_open(&o, &p), -EINVAL, "powers of two");
 	o.rx_ring_size = 0; /* the default */
-	o.mtu = 16371; /* memif frames fill 16 KiB ring buffers, no more */
+	o.mtu = 16371;	    /* memif frames fill 16 KiB ring buffers, no more */
 	expect_error(gn_dpdk_port_open(&o, &p), -EINVAL,
 		     "mtu 16371, expected 68..9000 (memif 68..16370)");
 	o.mtu = 1500;
