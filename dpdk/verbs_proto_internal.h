@@ -29,7 +29,7 @@ enum { WR_RECV = 1, WR_SEND = 2, WR_WRITE = 3, WR_STAGE = 4 };
 
 enum { OUT_NONE, OUT_WAIT_CTS, OUT_GOT_CTS, OUT_PARTS };
 
-/* Where the receiver lets us WRITE one part of a message (CTS_PART). */
+/* Where the receiver lets us WRITE (a CTS: all the message; a CTS_PART). */
 struct grant {
 	uint64_t raddr, off, len;
 	uint32_t rkey;
@@ -86,8 +86,8 @@ struct gn_vp_conn {
 	} in;
 	struct { /* ours, waiting for its CTS or CTS_PART grants */
 		int state;
-		uint32_t id, rkey;
-		uint64_t want, raddr;
+		uint32_t id;
+		uint64_t want;
 		uint64_t offered; /* bytes the grants so far cover */
 		struct grant g[MAX_GRANTS];
 		uint32_t gh, gn; /* grant ring: head, count */

@@ -202,6 +202,18 @@ static int on_rts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 	return 0;
 }
 
+/* Queue where the receiver lets us WRITE [off, off + n): addr, rkey. */
+static void push_grant(struct gn_vp_conn *c, const uint8_t *body, uint64_t off,
+		       uint64_t n)
+{
+	c->out.g[(c->out.gh + c->out.gn++) % MAX_GRANTS] =
+		(struct grant){.raddr = gn_vp_get64(body),
+			       .rkey = gn_vp_get32(body + 8),
+			       .off = off,
+			       .len = n};
+	c->out.offered += n;
+}
+
 static int on_cts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 		  uint32_t len)
 {
@@ -226,8 +238,8 @@ static int on_cts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 				 "bytes, expected %llu",
 				 c->peer, id, (unsigned long long)want,
 				 (unsigned long long)c->out.want);
-	c->out.raddr = gn_vp_get64(body);
-	c->out.rkey = gn_vp_get32(body + 8);
+	/* The whole message, one grant: written as the parts are. */
+	push_grant(c, body, 0, want);
 	c->out.state = OUT_GOT_CTS;
 	return 0;
 }
@@ -240,7 +252,6 @@ static int on_cts_part(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 		       uint32_t len)
 {
 	uint64_t off, n;
-	struct grant *g;
 
 	if ((c->out.state != OUT_WAIT_CTS && c->out.state != OUT_PARTS) ||
 	    id != c->out.id)
@@ -264,12 +275,7 @@ static int on_cts_part(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 				 (unsigned long long)off,
 				 (unsigned long long)c->out.offered,
 				 (unsigned long long)c->out.want, MAX_GRANTS);
-	g = &c->out.g[(c->out.gh + c->out.gn++) % MAX_GRANTS];
-	*g = (struct grant){.raddr = gn_vp_get64(body),
-			    .rkey = gn_vp_get32(body + 8),
-			    .off = off,
-			    .len = n};
-	c->out.offered += n;
+	push_grant(c, body, off, n);
 	c->out.state = OUT_PARTS;
 	return 0;
 }

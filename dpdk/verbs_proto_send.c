@@ -17,11 +17,6 @@ static bool can_normal(const struct gn_vp_conn *c)
 	return gn_vp_tx_can(c, 2);
 }
 
-static bool got_cts(const struct gn_vp_conn *c)
-{
-	return c->out.state == OUT_GOT_CTS || c->out.gn > 0;
-}
-
 static bool got_grant(const struct gn_vp_conn *c)
 {
 	return c->out.gn > 0;
@@ -240,9 +235,9 @@ static int write_staged(struct gn_vp_conn *c, const struct seg *s, int ns,
 }
 
 /*
- * WRITE the whole rest of the message: where the CTS said, or part by
- * part where each CTS_PART grant says (the next grant may still be on
- * its way: it comes once the receiver has copied out an earlier part).
+ * WRITE the whole rest of the message where the grants say: one for all
+ * of it (a CTS), or one per part (CTS_PART; the next may still be on its
+ * way: it comes once the receiver has copied out an earlier part).
  */
 static int write_all(struct gn_vp_conn *c, const struct seg *s, int ns,
 		     bool staged, uint64_t rest, uint64_t deadline)
@@ -250,12 +245,6 @@ static int write_all(struct gn_vp_conn *c, const struct seg *s, int ns,
 	uint64_t done = 0;
 	int rc = 0;
 
-	if (c->out.state == OUT_GOT_CTS) {
-		struct span sp = {0, rest, c->out.raddr, c->out.rkey};
-
-		return staged ? write_staged(c, s, ns, &sp, deadline)
-			      : write_zc(c, s, ns, &sp, deadline);
-	}
 	while (rc == 0 && done < rest) {
 		struct grant *g;
 		struct span sp;
@@ -311,7 +300,7 @@ static int send_rdv(struct gn_vp_conn *c, const uint8_t *env, size_t env_len,
 	rc = gn_vp_tx_post(c, slot, GN_VP_RTS, id,
 			   (uint32_t)(GN_FRAME_HDR_SIZE + inl));
 	if (rc == 0)
-		rc = gn_vp_wait_for(c, got_cts, deadline, false);
+		rc = gn_vp_wait_for(c, got_grant, deadline, false);
 	if (rc == -ETIMEDOUT)
 		rc = gn_vp_fail(
 			c, -ETIMEDOUT,

@@ -763,23 +763,30 @@ static void test_strays_and_refusals(void **state)
 	side_fini(&b);
 }
 
-static void test_peer_close_fails_pending(void **state)
+/* A and B on a link with 1 us of delay, A's session to B accepted. */
+static void up_pair(struct net *n, struct side *a, struct side *b)
 {
 	struct gn_fault_opts fo;
+
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.delay_ns = 1000;
+	side_init(a, n, 0, &fo, NULL);
+	side_init(b, n, 1, &fo, NULL);
+	n->a = a;
+	n->b = b;
+	assert_int_equal(gn_rel_connect(a->ep, &b->addr, 0, &a->s), 0);
+	run(n, accepted, 1000000);
+	assert_non_null(b->s);
+}
+
+static void test_peer_close_fails_pending(void **state)
+{
 	struct net n = {0};
 	struct side a, b;
 	static uint8_t big[4u << 20];
 
 	(void)state;
-	gn_fault_opts_init(&fo, sizeof(fo));
-	fo.delay_ns = 1000;
-	side_init(&a, &n, 0, &fo, NULL);
-	side_init(&b, &n, 1, &fo, NULL);
-	n.a = &a;
-	n.b = &b;
-	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
-	run(&n, accepted, 1000000);
-	assert_non_null(b.s);
+	up_pair(&n, &a, &b);
 	assert_int_equal(
 		gn_rel_send(a.s, 0, big, sizeof(big), (void *)0, n.now), 0);
 	/* B closes while the transfer runs: A's message fails. */
@@ -801,7 +808,6 @@ static void test_peer_close_fails_pending(void **state)
  */
 static void test_abort_fails_pending(void **state)
 {
-	struct gn_fault_opts fo;
 	struct net n = {0};
 	struct side a, b;
 	struct gn_rel_stats st;
@@ -809,15 +815,7 @@ static void test_abort_fails_pending(void **state)
 	uint64_t sent;
 
 	(void)state;
-	gn_fault_opts_init(&fo, sizeof(fo));
-	fo.delay_ns = 1000;
-	side_init(&a, &n, 0, &fo, NULL);
-	side_init(&b, &n, 1, &fo, NULL);
-	n.a = &a;
-	n.b = &b;
-	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
-	run(&n, accepted, 1000000);
-	assert_non_null(b.s);
+	up_pair(&n, &a, &b);
 	assert_int_equal(
 		gn_rel_send(a.s, 0, big, sizeof(big), (void *)0, n.now), 0);
 	gn_rel_ep_stats(a.ep, &st);
