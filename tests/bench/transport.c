@@ -2,7 +2,7 @@
  * tests/bench/transport: Genie's transports side by side in one run.
  *
  *   transport [--quick] [--json] [--only tcp|dpdk] [--sizes LIST]
- *             [--total BYTES]
+ *             [--total BYTES] [--rounds N]
  *
  * For each transport (TCP on loopback; DPDK memif between two processes,
  * without hugepages) a child process echoes: it answers every request of
@@ -11,9 +11,16 @@
  * 4 KiB to 256 MiB sent one after another, each answered with 64 bytes,
  * bytes / time (256 MiB of each size, or --total BYTES, at least two
  * messages). Single-core memcpy bandwidth on the same sizes is the
- * yardstick. With --json the last line holds bulk_gbytes_per_s_dpdk,
+ * yardstick. Both children stay up for the whole run, which measures in
+ * rounds (5, or 1 with --quick, or --rounds N): each round takes every
+ * transport's round trips, then for each size memcpy, TCP and DPDK one
+ * right after the other. The table shows per-size medians over the
+ * rounds, each ratio the median of the rounds' own ratios, and round-trip
+ * quantiles over all rounds' samples; each round's 64 MiB figures go to
+ * stderr. With --json the last line holds bulk_gbytes_per_s_dpdk,
  * bulk_gbytes_per_s_tcp, memcpy_gbytes_per_s (64 MiB messages),
- * rtt_p50_us_dpdk, rtt_p99_us_dpdk, rtt_p50_us_tcp, rtt_p99_us_tcp.
+ * bulk_dpdk_over_tcp, bulk_dpdk_over_memcpy, rtt_p50_us_dpdk,
+ * rtt_p99_us_dpdk, rtt_p50_us_tcp, rtt_p99_us_tcp.
  */
 #include <errno.h>
 #include <signal.h>
@@ -82,10 +89,19 @@ static int serve(const char *url, const char *port_file)
 	return 0;
 }
 
-struct result {
+#define MAX_ROUNDS 32
+
+/* One transport's echo child and connection, kept for the whole run. */
+struct side {
+	const char *name;
+	char url[256];
+	pid_t pid;
+	struct gn_conn *c;
 	int ran;
+	uint64_t *lat; /* every round's round trips, pooled */
+	size_t nlat;
 	double rtt_p50_us, rtt_p99_us;
-	double gbps[MAX_SIZES];
+	double gbps[MAX_ROUNDS][MAX_SIZES];
 };
 
 static int round_trip(struct gn_conn *c, const uint8_t *env, size_t env_len,
@@ -101,64 +117,39 @@ static int round_trip(struct gn_conn *c, const uint8_t *env, size_t env_len,
 	return rc;
 }
 
-static int measure(const char *url, int quick, size_t total,
-		   const size_t *sizes, int nsizes, struct result *r)
+/* Round trips of 64-byte requests (after a warm-up), appended to s->lat. */
+static int measure_rtt(struct side *s, int iters)
 {
-	struct gn_transport_opts o;
-	struct gn_conn *c = NULL;
 	uint8_t env[64] = {1};
-	int iters = quick ? 2000 : 20000, rc;
-	uint64_t *lat = calloc((size_t)iters, sizeof(*lat));
-	uint8_t *big = NULL;
-	size_t maxsz = 0;
+	int rc = 0;
 
-	for (int i = 0; i < nsizes; i++)
-		maxsz = sizes[i] > maxsz ? sizes[i] : maxsz;
-	big = malloc(maxsz);
-	if (lat == NULL || big == NULL)
-		return -ENOMEM;
-	memset(big, 0x5a, maxsz);
-	gn_transport_opts_init(&o, sizeof(o));
-	rc = gn_connect(url, &o, 20000, &c);
-	if (rc != 0) {
-		fprintf(stderr, "transport: connect %s: %s\n", url,
-			gn_last_error());
-		goto out;
-	}
-	/* Round trips of 64-byte requests (after a warm-up). */
 	for (int i = 0; i < iters / 10 && rc == 0; i++)
-		rc = round_trip(c, env, sizeof(env), NULL, 0);
+		rc = round_trip(s->c, env, sizeof(env), NULL, 0);
 	for (int i = 0; i < iters && rc == 0; i++) {
 		uint64_t t0 = now_ns();
 
-		rc = round_trip(c, env, sizeof(env), NULL, 0);
-		lat[i] = now_ns() - t0;
+		rc = round_trip(s->c, env, sizeof(env), NULL, 0);
+		s->lat[s->nlat++] = now_ns() - t0;
 	}
-	if (rc != 0)
-		goto out;
-	qsort(lat, (size_t)iters, sizeof(*lat), cmp_u64);
-	r->rtt_p50_us = (double)lat[iters / 2] / 1e3;
-	r->rtt_p99_us = (double)lat[iters * 99 / 100] / 1e3;
-	/* Bulk: messages of each size, each answered, over >= 64 MiB. */
-	for (int k = 0; k < nsizes && rc == 0; k++) {
-		int n = (int)(total / sizes[k]);
-		struct iovec iov = {big, sizes[k]};
-		uint64_t t0;
+	return rc;
+}
 
-		if (n < 2)
-			n = 2;
-		rc = round_trip(c, env, sizeof(env), &iov, 1); /* warm */
-		t0 = now_ns();
-		for (int i = 0; i < n && rc == 0; i++)
-			rc = round_trip(c, env, sizeof(env), &iov, 1);
-		r->gbps[k] = (double)sizes[k] * n / (double)(now_ns() - t0);
-	}
-	if (rc == 0)
-		r->ran = 1;
-out:
-	gn_conn_close(&c);
-	free(lat);
-	free(big);
+/* Messages of one size, each answered, `total` bytes (two at least). */
+static int measure_bulk(struct side *s, const uint8_t *big, size_t size,
+			size_t total, double *gbps)
+{
+	uint8_t env[64] = {1};
+	int n = (int)(total / size), rc;
+	struct iovec iov = {(void *)big, size};
+	uint64_t t0;
+
+	if (n < 2)
+		n = 2;
+	rc = round_trip(s->c, env, sizeof(env), &iov, 1); /* warm */
+	t0 = now_ns();
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = round_trip(s->c, env, sizeof(env), &iov, 1);
+	*gbps = (double)size * n / (double)(now_ns() - t0);
 	return rc;
 }
 
@@ -188,17 +179,108 @@ static double memcpy_gbps(size_t size, int quick)
 	return (double)size * (n ? n : 1) / (double)t0;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of n values (the mean of the middle two for even n). */
+static double median(const double *v, int n)
+{
+	double t[MAX_ROUNDS];
+
+	if (n <= 0)
+		return 0;
+	memcpy(t, v, (size_t)n * sizeof(*t));
+	qsort(t, (size_t)n, sizeof(*t), cmp_dbl);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* Start the echo child for s->url and connect to it. */
+static int side_start(struct side *s, const char *argv0, const char *dir,
+		      int iters_total)
+{
+	struct gn_transport_opts o;
+	char pf[300];
+	int rc;
+
+	snprintf(pf, sizeof(pf), "%s/%s.addr", dir, s->name);
+	s->lat = calloc((size_t)iters_total, sizeof(*s->lat));
+	if (s->lat == NULL)
+		return -ENOMEM;
+	s->pid = fork();
+	if (s->pid == 0) {
+		execl("/proc/self/exe", argv0, "--serve", s->url, pf,
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (s->pid < 0)
+		return -errno;
+	if (strncmp(s->url, "tcp://", 6) == 0) {
+		/* TCP: the child picks the port; read it back. */
+		FILE *f = NULL;
+
+		for (int k = 0; k < 500 && f == NULL; k++) {
+			f = fopen(pf, "r");
+			if (f == NULL) {
+				struct timespec d = {0, 10000000};
+
+				nanosleep(&d, NULL);
+			}
+		}
+		rc = f != NULL && fscanf(f, "%200s", s->url + 6) == 1;
+		if (f)
+			fclose(f);
+		unlink(pf);
+		if (!rc) {
+			fprintf(stderr, "transport: no port from the tcp "
+					"echo child\n");
+			return -EIO;
+		}
+	}
+	fprintf(stderr, "transport: measuring %s\n", s->url);
+	gn_transport_opts_init(&o, sizeof(o));
+	rc = gn_connect(s->url, &o, 20000, &s->c);
+	if (rc != 0)
+		fprintf(stderr, "transport: connect %s: %s\n", s->url,
+			gn_last_error());
+	return rc;
+}
+
+static void side_stop(struct side *s, const char *dir)
+{
+	char pf[300];
+	int st;
+
+	gn_conn_close(&s->c);
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, &st, 0);
+	}
+	snprintf(pf, sizeof(pf), "%s/%s.addr", dir, s->name);
+	unlink(pf);
+	free(s->lat);
+	s->lat = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const size_t def_sizes[] = {4u << 10,  64u << 10, 1u << 20,
 					   16u << 20, 64u << 20, 256u << 20};
 	const char *only = NULL;
-	int quick = 0, json = 0, nsizes = 6, ok = 1, sized = 0;
-	size_t total = 0;
+	int quick = 0, json = 0, nsizes = 6, ok = 1, sized = 0, rounds = 0;
+	int iters;
+	size_t total = 0, maxsz = 0;
 	size_t sizes[MAX_SIZES];
-	struct result tcp = {0}, dpdk = {0};
-	double mc[MAX_SIZES];
-	char dir[] = "/tmp/genie-bench-tr-XXXXXX", url[256], pf[300];
+	struct side sides[2] = {{.name = "tcp"}, {.name = "dpdk"}};
+	struct side *tcp = &sides[0], *dpdk = &sides[1];
+	static double mc[MAX_ROUNDS][MAX_SIZES];
+	double med_mc[MAX_SIZES], med_t[MAX_SIZES], med_d[MAX_SIZES];
+	double r_t[MAX_SIZES], r_m[MAX_SIZES];
+	char dir[] = "/tmp/genie-bench-tr-XXXXXX";
+	uint8_t *big = NULL;
 	int i64; /* index of 64 MiB, -1 when not measured */
 
 	memcpy(sizes, def_sizes, sizeof(def_sizes));
@@ -209,6 +291,14 @@ int main(int argc, char **argv)
 			json = 1;
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
 			only = argv[++i];
+			if (strcmp(only, "tcp") != 0 &&
+			    strcmp(only, "dpdk") != 0) {
+				fprintf(stderr,
+					"transport: --only wants tcp or dpdk, "
+					"saw '%s'\n",
+					only);
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
 			char *list = argv[++i], *end;
 
@@ -239,6 +329,19 @@ int main(int argc, char **argv)
 					argv[i]);
 				return 2;
 			}
+		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+
+			if (end == argv[i] || *end != '\0' || v < 1 ||
+			    v > MAX_ROUNDS) {
+				fprintf(stderr,
+					"transport: --rounds wants 1 to %d, "
+					"saw '%s'\n",
+					MAX_ROUNDS, argv[i]);
+				return 2;
+			}
+			rounds = (int)v;
 		} else if (strcmp(argv[i], "--serve") == 0 && i + 2 < argc) {
 			/* internal: the echo child */
 			return serve(argv[i + 1], argv[i + 2]);
@@ -246,7 +349,7 @@ int main(int argc, char **argv)
 			fprintf(stderr,
 				"usage: transport [--quick] [--json] [--only "
 				"tcp|dpdk] [--sizes BYTES,BYTES...] "
-				"[--total BYTES]\n");
+				"[--total BYTES] [--rounds N]\n");
 			return 2;
 		}
 	}
@@ -254,87 +357,118 @@ int main(int argc, char **argv)
 		nsizes = 5;
 	if (total == 0)
 		total = quick ? (16u << 20) : (256u << 20);
+	if (rounds == 0)
+		rounds = quick ? 1 : 5;
+	iters = quick ? 2000 : 20000;
 	i64 = -1;
-	for (int k = 0; k < nsizes; k++)
+	for (int k = 0; k < nsizes; k++) {
 		if (sizes[k] == (64u << 20))
 			i64 = k;
-	if (mkdtemp(dir) == NULL)
-		return 1;
-	for (int t = 0; t < 2; t++) {
-		const char *name = t == 0 ? "tcp" : "dpdk";
-		struct result *r = t == 0 ? &tcp : &dpdk;
-		pid_t pid;
-		int st;
-
-		if (only != NULL && strcmp(only, name) != 0)
-			continue;
-		snprintf(pf, sizeof(pf), "%s/%s.addr", dir, name);
-		if (t == 0)
-			snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
-		else
-			snprintf(url, sizeof(url), "dpdk://memif:%s/sock", dir);
-		pid = fork();
-		if (pid == 0) {
-			execl("/proc/self/exe", argv[0], "--serve", url, pf,
-			      (char *)NULL);
-			_exit(127);
-		}
-		if (t == 0) {
-			/* TCP: the child picks the port; read it back. */
-			FILE *f = NULL;
-
-			for (int k = 0; k < 500 && f == NULL; k++) {
-				f = fopen(pf, "r");
-				if (f == NULL) {
-					struct timespec d = {0, 10000000};
-
-					nanosleep(&d, NULL);
-				}
-			}
-			if (f == NULL || fscanf(f, "%200s", url + 6) != 1) {
-				fprintf(stderr, "transport: no port from the "
-						"tcp echo child\n");
-				ok = 0;
-			}
-			if (f)
-				fclose(f);
-		}
-		fprintf(stderr, "transport: measuring %s\n", url);
-		if (ok && measure(url, quick, total, sizes, nsizes, r) != 0)
-			ok = 0;
-		kill(pid, SIGTERM);
-		waitpid(pid, &st, 0);
-		unlink(pf);
+		maxsz = sizes[k] > maxsz ? sizes[k] : maxsz;
 	}
-	for (int k = 0; k < nsizes; k++)
-		mc[k] = memcpy_gbps(sizes[k], quick);
-	rmdir(dir);
+	big = malloc(maxsz);
+	if (big == NULL || mkdtemp(dir) == NULL)
+		return 1;
+	memset(big, 0x5a, maxsz);
+	snprintf(tcp->url, sizeof(tcp->url), "tcp://127.0.0.1:0");
+	snprintf(dpdk->url, sizeof(dpdk->url), "dpdk://memif:%s/sock", dir);
+	/* Both echo children stay up; an idle one sleeps in its recv. */
+	for (int t = 0; t < 2 && ok; t++) {
+		if (only != NULL && strcmp(only, sides[t].name) != 0)
+			continue;
+		if (side_start(&sides[t], argv[0], dir, iters * rounds) != 0)
+			ok = 0;
+		sides[t].ran = ok;
+	}
+	/*
+	 * Rounds: in each, the round trips of each transport, then for each
+	 * size memcpy, TCP and DPDK one after the other, so that the three
+	 * figures a ratio compares come from the same minute of the host.
+	 */
+	for (int r = 0; r < rounds && ok; r++) {
+		for (int t = 0; t < 2 && ok; t++)
+			if (sides[t].ran && measure_rtt(&sides[t], iters) != 0)
+				ok = 0;
+		for (int k = 0; k < nsizes && ok; k++) {
+			mc[r][k] = memcpy_gbps(sizes[k], quick);
+			for (int t = 0; t < 2 && ok; t++)
+				if (sides[t].ran &&
+				    measure_bulk(&sides[t], big, sizes[k],
+						 total,
+						 &sides[t].gbps[r][k]) != 0)
+					ok = 0;
+		}
+		if (rounds > 1)
+			fprintf(stderr,
+				"transport: round %d of %d: 64 MiB tcp %.3f "
+				"dpdk %.3f memcpy %.3f GB/s\n",
+				r + 1, rounds, i64 < 0 ? 0 : tcp->gbps[r][i64],
+				i64 < 0 ? 0 : dpdk->gbps[r][i64],
+				i64 < 0 ? 0 : mc[r][i64]);
+	}
+	for (int t = 0; t < 2; t++) {
+		struct side *s = &sides[t];
 
+		if (!ok && s->c != NULL)
+			fprintf(stderr, "transport: %s: %s\n", s->name,
+				gn_last_error());
+		if (s->nlat > 0) {
+			qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u64);
+			s->rtt_p50_us = (double)s->lat[s->nlat / 2] / 1e3;
+			s->rtt_p99_us =
+				(double)s->lat[s->nlat * 99 / 100] / 1e3;
+		}
+		side_stop(s, dir);
+	}
+	rmdir(dir);
+	free(big);
+	if (!ok)
+		return 1;
+
+	/* Medians over the rounds; ratios are medians of each round's. */
+	for (int k = 0; k < nsizes; k++) {
+		double v[3][MAX_ROUNDS], rt[MAX_ROUNDS], rm[MAX_ROUNDS];
+
+		for (int r = 0; r < rounds; r++) {
+			v[0][r] = mc[r][k];
+			v[1][r] = tcp->gbps[r][k];
+			v[2][r] = dpdk->gbps[r][k];
+			rt[r] = v[1][r] > 0 ? v[2][r] / v[1][r] : 0;
+			rm[r] = v[0][r] > 0 ? v[2][r] / v[0][r] : 0;
+		}
+		med_mc[k] = median(v[0], rounds);
+		med_t[k] = median(v[1], rounds);
+		med_d[k] = median(v[2], rounds);
+		r_t[k] = median(rt, rounds);
+		r_m[k] = median(rm, rounds);
+	}
 	printf("transport: 64 B round trips and bulk bandwidth, TCP on "
-	       "loopback vs DPDK memif (no hugepages), one client\n");
+	       "loopback vs DPDK memif (no hugepages), one client; median "
+	       "of %d round%s\n",
+	       rounds, rounds > 1 ? "s" : "");
 	printf("%-10s %12s %12s\n", "rtt", "p50 us", "p99 us");
-	if (tcp.ran)
-		printf("%-10s %12.2f %12.2f\n", "tcp", tcp.rtt_p50_us,
-		       tcp.rtt_p99_us);
-	if (dpdk.ran)
-		printf("%-10s %12.2f %12.2f\n", "dpdk", dpdk.rtt_p50_us,
-		       dpdk.rtt_p99_us);
+	for (int t = 0; t < 2; t++)
+		if (sides[t].ran)
+			printf("%-10s %12.2f %12.2f\n", sides[t].name,
+			       sides[t].rtt_p50_us, sides[t].rtt_p99_us);
 	printf("%-10s %12s %12s %12s %10s %10s\n", "size", "tcp GB/s",
 	       "dpdk GB/s", "memcpy GB/s", "dpdk/tcp", "dpdk/mcpy");
 	for (int k = 0; k < nsizes; k++)
 		printf("%-10zu %12.3f %12.3f %12.3f %10.2f %10.2f\n", sizes[k],
-		       tcp.gbps[k], dpdk.gbps[k], mc[k],
-		       tcp.gbps[k] > 0 ? dpdk.gbps[k] / tcp.gbps[k] : 0,
-		       mc[k] > 0 ? dpdk.gbps[k] / mc[k] : 0);
+		       med_t[k], med_d[k], med_mc[k], r_t[k], r_m[k]);
 	if (json)
-		printf("{\"quick\": %s, \"bulk_gbytes_per_s_dpdk\": %.3f, "
+		printf("{\"quick\": %s, \"rounds\": %d, "
+		       "\"bulk_gbytes_per_s_dpdk\": %.3f, "
 		       "\"bulk_gbytes_per_s_tcp\": %.3f, "
-		       "\"memcpy_gbytes_per_s\": %.3f, \"rtt_p50_us_dpdk\": "
+		       "\"memcpy_gbytes_per_s\": %.3f, "
+		       "\"bulk_dpdk_over_tcp\": %.2f, "
+		       "\"bulk_dpdk_over_memcpy\": %.2f, \"rtt_p50_us_dpdk\": "
 		       "%.2f, \"rtt_p99_us_dpdk\": %.2f, \"rtt_p50_us_tcp\": "
-		       "%.2f, \"rtt_p99_us_tcp\": %.2f, \"ok\": %s}\n",
-		       quick ? "true" : "false", i64 < 0 ? 0 : dpdk.gbps[i64],
-		       i64 < 0 ? 0 : tcp.gbps[i64], i64 < 0 ? 0 : mc[i64],
-		       dpdk.rtt_p50_us, dpdk.rtt_p99_us, tcp.rtt_p50_us,
-		       tcp.rtt_p99_us, ok ? "true" : "false");
-	return ok ? 0 : 1;
+		       "%.2f, \"rtt_p99_us_tcp\": %.2f, \"ok\": true}\n",
+		       quick ? "true" : "false", rounds,
+		       i64 < 0 ? 0 : med_d[i64], i64 < 0 ? 0 : med_t[i64],
+		       i64 < 0 ? 0 : med_mc[i64], i64 < 0 ? 0 : r_t[i64],
+		       i64 < 0 ? 0 : r_m[i64], dpdk->rtt_p50_us,
+		       dpdk->rtt_p99_us, tcp->rtt_p50_us, tcp->rtt_p99_us);
+	return 0;
 }
