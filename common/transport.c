@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "gn_error.h"
+#include "gpu_mem.h"
 #include "transport.h"
 
 #define MAX_TRANSPORTS 8
@@ -233,9 +234,26 @@ int gn_connect(const char *url, const struct gn_transport_opts *opts,
 	return rc ? rc : ops->connect(rest, &o, timeout_ms, out);
 }
 
+int gn_conn_takes_gpu_memory(const struct gn_conn *c)
+{
+	return (c->ops->caps & GN_TRANSPORT_CAP_GPU_MEMORY) != 0;
+}
+
 int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,
 		 const struct iovec *payload, int iovcnt, int timeout_ms)
 {
+	if (gn_gpu_mem_enabled() && !gn_conn_takes_gpu_memory(c))
+		for (int i = 0; i < iovcnt && payload != NULL; i++)
+			if (payload[i].iov_len > 0 &&
+			    gn_mem_kind_of(payload[i].iov_base) != GN_MEM_HOST)
+				return gn_error_set(
+					-EINVAL,
+					"%s: payload piece %d (%zu bytes) is "
+					"GPU memory; the %s transport sends "
+					"host memory only (verbs takes GPU "
+					"memory)",
+					c->peer, i, payload[i].iov_len,
+					c->ops->name);
 	return c->ops->send(c, env, env_len, payload, iovcnt, timeout_ms);
 }
 

@@ -90,8 +90,12 @@ void gn_msg_release(struct gn_msg *msg);
 void *gn_msg_buf_alloc(size_t len);
 void gn_msg_buf_free(void *buf);
 
+/* What a transport can do beyond host memory (gn_transport_ops.caps). */
+#define GN_TRANSPORT_CAP_GPU_MEMORY 1u /* payload pieces in GPU memory */
+
 struct gn_transport_ops {
 	const char *name; /* the address scheme: "tcp" */
+	unsigned caps;	  /* GN_TRANSPORT_CAP_* */
 
 	/* Listen on `addr` ("HOST:PORT", port 0 picks one). */
 	int (*listen)(const char *addr, const struct gn_transport_opts *opts,
@@ -191,8 +195,14 @@ int gn_listen(const char *url, const struct gn_transport_opts *opts,
 	      struct gn_listener **out);
 int gn_connect(const char *url, const struct gn_transport_opts *opts,
 	       int timeout_ms, struct gn_conn **out);
+/*
+ * Payload pieces may lie in GPU memory (gpu_mem.h) only where
+ * gn_conn_takes_gpu_memory() says so; elsewhere such a piece is refused
+ * with -EINVAL before anything is sent.
+ */
 int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,
 		 const struct iovec *payload, int iovcnt, int timeout_ms);
+int gn_conn_takes_gpu_memory(const struct gn_conn *c);
 int gn_conn_recv(struct gn_conn *c, struct gn_msg *msg, int timeout_ms);
 /* Close and free; sets *c to NULL. NULL is a no-op. */
 void gn_conn_close(struct gn_conn **c);

@@ -66,6 +66,7 @@
 
 #include "clock.h"
 #include "gn_error.h"
+#include "gpu_mem.h"
 #include "verbs_transport_internal.h"
 
 struct verbs_listener {
@@ -152,6 +153,55 @@ static int v_poll(void *ctx, struct gn_vp_wc *out, int max)
 	return n;
 }
 
+/*
+ * GPU memory: a dma-buf memory region (GPUDirect RDMA through the CUDA
+ * driver's dma-buf export, rdma-core 34+ and a kernel with dma-buf MRs),
+ * else plain ibv_reg_mr, which reaches GPU memory only where
+ * nvidia_peermem is loaded. Failing both, the engine stages the piece
+ * through its pinned-host ring (v_copy_in copies it off the GPU).
+ */
+static struct ibv_mr *reg_gpu(struct gn_verbs_conn *c, void *addr, size_t len,
+			      int flags)
+{
+	struct ibv_mr *m = NULL;
+	const char *how = "dma-buf";
+	int err = EOPNOTSUPP;
+#ifdef GN_HAVE_DMABUF_MR
+	uint64_t off;
+	int fd;
+
+	if (gn_gpu_dmabuf(addr, len, &fd, &off) == 0) {
+		m = ibv_reg_dmabuf_mr(c->pd, off, len,
+				      (uint64_t)(uintptr_t)addr, fd, flags);
+		err = errno;
+		close(fd); /* the region holds its own reference */
+	}
+#endif
+	if (m == NULL && access("/sys/module/nvidia_peermem", F_OK) == 0) {
+		how = "nvidia_peermem";
+		m = ibv_reg_mr(c->pd, addr, len, flags);
+		err = errno;
+	}
+	if (m == NULL) {
+		if (!c->said_gpu_staged)
+			GN_LOG(INFO, verbs,
+			       "%s: GPU memory cannot be registered with %s "
+			       "(%s): GPU payloads go through the pinned-host "
+			       "staging ring",
+			       c->base.peer,
+			       ibv_get_device_name(c->ctx->device),
+			       strerror(err));
+		c->said_gpu_staged = true;
+		errno = err;
+	} else if (!c->said_gpu_direct) {
+		GN_LOG(INFO, verbs,
+		       "%s: GPU memory registered through %s: GPUDirect RDMA",
+		       c->base.peer, how);
+		c->said_gpu_direct = true;
+	}
+	return m;
+}
+
 static int v_reg_mr(void *ctx, void *addr, size_t len, unsigned access,
 		    void **mr, uint32_t *rkey)
 {
@@ -163,11 +213,24 @@ static int v_reg_mr(void *ctx, void *addr, size_t len, unsigned access,
 		flags |= IBV_ACCESS_LOCAL_WRITE;
 	if (access & GN_VP_ACCESS_REMOTE_WRITE)
 		flags |= IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
-	m = ibv_reg_mr(c->pd, addr, len, flags);
+	errno = 0;
+	if (gn_mem_kind_of(addr) == GN_MEM_CUDA)
+		m = reg_gpu(c, addr, len, flags);
+	else
+		m = ibv_reg_mr(c->pd, addr, len, flags);
 	if (m == NULL)
 		return errno ? -errno : -ENOMEM;
 	*mr = m;
 	*rkey = m->rkey;
+	return 0;
+}
+
+static int v_copy_in(void *ctx, void *dst, const void *src, size_t len)
+{
+	(void)ctx;
+	if (gn_mem_kind_of(src) == GN_MEM_CUDA)
+		return gn_gpu_copy_to_host(dst, src, len);
+	memcpy(dst, src, len);
 	return 0;
 }
 
@@ -249,6 +312,7 @@ const struct gn_vp_ops gn_verbs_qp_ops = {
 	.arm = v_arm,
 	.wait = v_wait,
 	.qp_error = v_qp_error,
+	.copy_in = v_copy_in,
 };
 
 /* ---- connections -------------------------------------------------------- */
@@ -475,6 +539,7 @@ static void verbs_close(struct gn_conn *gc)
 
 static const struct gn_transport_ops verbs_ops = {
 	.name = "verbs",
+	.caps = GN_TRANSPORT_CAP_GPU_MEMORY,
 	.listen = verbs_listen,
 	.accept = verbs_accept,
 	.listener_fd = verbs_listener_fd,

@@ -39,7 +39,8 @@
  *    to both callers), allocates the message with gn_msg_buf_alloc(),
  *    registers what the RTS did not carry and SENDs CTS {addr u64, rkey
  *    u32, len u64}. The sender registers each piece (the rest of the
- *    envelope, each payload iovec) or, when a registration fails, copies
+ *    envelope, each payload iovec; GPU memory too where the glue can:
+ *    GPUDirect RDMA) or, when a registration fails, copies (ops.copy_in)
  *    through a registered staging ring (pinned-host staging), posts RDMA
  *    WRITEs of at most `max_write` bytes, the last one WRITE_WITH_IMM
  *    carrying the message id, and returns once every write completed. The
@@ -158,6 +159,13 @@ struct gn_vp_ops {
 	int (*wait)(void *ctx, uint64_t deadline);
 	/* Move the QP to the error state: every posted request flushes. */
 	void (*qp_error)(void *ctx);
+	/*
+	 * Copy len bytes of a payload piece handed to send (host memory, or
+	 * GPU memory where the glue takes it) into host memory: into an
+	 * EAGER message or the staging ring. NULL: memcpy. 0, or -errno with
+	 * the error text set.
+	 */
+	int (*copy_in)(void *ctx, void *dst, const void *src, size_t len);
 };
 
 struct gn_vp_params {

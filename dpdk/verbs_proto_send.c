@@ -55,6 +55,17 @@ static int no_credit(struct gn_vp_conn *c, int timeout_ms)
 			    c->peer, timeout_ms);
 }
 
+/* Copy bytes of a payload piece (maybe GPU memory) into host memory. */
+static int piece_copy(struct gn_vp_conn *c, void *dst, const void *src,
+		      size_t len)
+{
+	if (c->ops->copy_in == NULL) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	return c->ops->copy_in(c->ctx, dst, src, len);
+}
+
 static int send_eager(struct gn_vp_conn *c, const uint8_t *env, size_t env_len,
 		      const struct iovec *payload, int iovcnt,
 		      uint64_t payload_len, uint64_t deadline, int timeout_ms)
@@ -76,7 +87,13 @@ static int send_eager(struct gn_vp_conn *c, const uint8_t *env, size_t env_len,
 	for (int i = 0; i < iovcnt; i++) {
 		if (payload[i].iov_len == 0)
 			continue;
-		memcpy(b, payload[i].iov_base, payload[i].iov_len);
+		rc = piece_copy(c, b, payload[i].iov_base, payload[i].iov_len);
+		if (rc != 0) {
+			/* Nothing went out: the slot and the id stay free. */
+			c->tx_busy[slot] = 0;
+			c->tx_free++;
+			return rc;
+		}
 		b += payload[i].iov_len;
 	}
 	return gn_vp_tx_post(
@@ -210,7 +227,13 @@ static int write_staged(struct gn_vp_conn *c, const struct seg *s, int ns,
 
 			if (k > n - got)
 				k = (size_t)(n - got);
-			memcpy(b + got, s[si].p + soff, k);
+			rc = piece_copy(c, b + got, s[si].p + soff, k);
+			if (rc != 0)
+				return gn_vp_fail(c, rc,
+						  "verbs: %s: message %u: "
+						  "staging a payload piece: %s",
+						  c->peer, c->out.id,
+						  gn_last_error());
 			got += k;
 			soff += k;
 			if (soff == s[si].len && si + 1 < ns) {

@@ -54,6 +54,7 @@ struct gn_verbs_conn {
 	struct ibv_port_attr pa;
 	union ibv_gid gid;
 	struct gn_vp_conn *vp;
+	bool said_gpu_direct, said_gpu_staged; /* logged once each */
 };
 
 /* The protocol engine's operations on a connection's queue pair. */

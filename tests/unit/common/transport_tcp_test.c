@@ -24,6 +24,7 @@
 
 #include "clock.h"
 #include "gn_error.h"
+#include "gpu_mem.h"
 #include "transport.h"
 
 #define WAIT_MS 5000 /* generous: only a broken transport waits this long */
@@ -444,6 +445,65 @@ static void test_send_envelope_over_cap(void **state)
 	gn_conn_close(&s);
 }
 
+/*
+ * GPU memory on a transport that sends host memory only: refused before
+ * anything goes out, naming the piece and the transport; host pieces of
+ * the same process still go. A fake driver says which pointer is GPU.
+ */
+static uint8_t fake_dev[4096];
+
+static enum gn_mem_kind fake_kind(const void *p)
+{
+	const uint8_t *b = p;
+
+	return b >= fake_dev && b < fake_dev + sizeof(fake_dev) ? GN_MEM_CUDA
+								: GN_MEM_HOST;
+}
+
+static int fake_copy(void *dst, const void *src, size_t len)
+{
+	(void)dst;
+	(void)src;
+	(void)len;
+	return -EIO;
+}
+
+static int fake_dmabuf(const void *p, size_t len, int *fd, uint64_t *off)
+{
+	(void)p;
+	(void)len;
+	(void)fd;
+	(void)off;
+	return -EOPNOTSUPP;
+}
+
+static void test_gpu_payload_refused(void **state)
+{
+	static const struct gn_gpu_driver drv = {fake_kind, fake_copy,
+						 fake_dmabuf};
+	struct fixture *f = *state;
+	struct gn_conn *c = NULL, *s = NULL;
+	uint8_t env[8] = {1}, host[64] = {2};
+	struct iovec iov[2] = {{host, sizeof(host)}, {fake_dev + 100, 1000}};
+	struct gn_msg m;
+
+	pair(f, &c, &s);
+	assert_false(gn_conn_takes_gpu_memory(c));
+	gn_gpu_mem_set_driver(&drv);
+	assert_true(gn_gpu_mem_enabled());
+	assert_int_equal(gn_conn_send(c, env, sizeof(env), iov, 2, WAIT_MS),
+			 -EINVAL);
+	expect_detail("payload piece 1 (1000 bytes) is GPU memory; the tcp "
+		      "transport sends host memory only");
+	assert_int_equal(gn_conn_send(c, env, sizeof(env), iov, 1, WAIT_MS), 0);
+	gn_gpu_mem_set_driver(NULL);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	assert_int_equal(m.payload_len, sizeof(host));
+	gn_msg_release(&m);
+	gn_conn_close(&c);
+	gn_conn_close(&s);
+}
+
 /* ---- Addresses -------------------------------------------------------- */
 
 /* A loopback port nobody listens on: bind one, learn it, let it go. */
@@ -598,6 +658,8 @@ int main(void)
 						setup_small_caps, teardown),
 		cmocka_unit_test_setup_teardown(test_send_envelope_over_cap,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gpu_payload_refused, setup,
+						teardown),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_resolve_errors),
 		cmocka_unit_test(test_addr_split),

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -74,6 +75,27 @@ static bool local_ok(const void *mr, const void *buf, size_t len)
 	const uint8_t *b = buf;
 
 	return m != NULL && b >= m->addr && b + len <= m->addr + m->len;
+}
+
+/* The fake GPU memory holding [p, p + len), or NULL for host memory. */
+static struct fake_gpu *gpu_of(const struct fake_ep *e, const void *p,
+			       size_t len)
+{
+	const uint8_t *b = p;
+
+	if (e->gpu == NULL || b < e->gpu->dev || b >= e->gpu->dev + e->gpu->len)
+		return NULL;
+	assert_true(b + len <= e->gpu->dev + e->gpu->len);
+	return e->gpu;
+}
+
+/* Where the fake's "driver" reads fake GPU memory (host memory: p). */
+static const uint8_t *readable(const struct fake_ep *e, const void *p,
+			       size_t len)
+{
+	struct fake_gpu *g = gpu_of(e, p, len);
+
+	return g ? g->alias + ((const uint8_t *)p - g->dev) : p;
 }
 
 /* Take the peer's oldest receive; NULL when none is posted. */
@@ -171,7 +193,7 @@ static int f_post_write(void *ctx, uint64_t wr_id, const void *buf,
 		uint8_t *rbuf = NULL;
 		uint32_t rlen = 0;
 
-		memcpy(dst, buf, len);
+		memcpy(dst, readable(e, buf, len), len);
 		if (with_imm) {
 			e->imm_writes++;
 			if (!take_recv(p, &rid, &rbuf, &rlen)) {
@@ -247,8 +269,17 @@ static int f_reg_mr(void *ctx, void *addr, size_t len, unsigned access,
 		pthread_mutex_unlock(&e->net->mu);
 		return -ENOMEM;
 	}
+	if (gpu_of(e, addr, len) != NULL && !e->gpu->direct) {
+		e->gpu->refused++;
+		pthread_mutex_unlock(&e->net->mu);
+		return -EOPNOTSUPP;
+	}
 	m = calloc(1, sizeof(*m));
 	assert_non_null(m);
+	if (gpu_of(e, addr, len) != NULL) {
+		m->gpu = true;
+		e->gpu->regs++;
+	}
 	m->addr = addr;
 	m->len = len;
 	if (remote && e->shrink_remote) {
@@ -342,6 +373,20 @@ static void f_qp_error(void *ctx)
 	pthread_mutex_unlock(&e->net->mu);
 }
 
+static int f_copy_in(void *ctx, void *dst, const void *src, size_t len)
+{
+	struct fake_ep *e = ctx;
+	struct fake_gpu *g = gpu_of(e, src, len);
+
+	if (g != NULL) {
+		if (g->fail_copy_after >= 0 && g->copies >= g->fail_copy_after)
+			return gn_error_set(-EIO, "fake: device copy failed");
+		g->copies++;
+	}
+	memcpy(dst, readable(e, src, len), len);
+	return 0;
+}
+
 const struct gn_vp_ops fake_ops = {
 	.post_send = f_post_send,
 	.post_write = f_post_write,
@@ -352,6 +397,7 @@ const struct gn_vp_ops fake_ops = {
 	.arm = f_arm,
 	.wait = f_wait,
 	.qp_error = f_qp_error,
+	.copy_in = f_copy_in,
 };
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -467,7 +513,7 @@ void msg_make(struct msg *m, size_t env_len, size_t payload_len, int pieces,
 
 void msg_free(struct msg *m)
 {
-	for (int i = 0; i < m->iovcnt; i++)
+	for (int i = 0; i < m->iovcnt && !m->on_gpu; i++)
 		free(m->iov[i].iov_base);
 	free(m->env);
 	free(m->payload);
@@ -523,4 +569,41 @@ int job_join(struct job *j)
 {
 	pthread_join(j->t, NULL);
 	return j->rc;
+}
+
+/* ---- fake GPU memory ---------------------------------------------------- */
+
+void fake_gpu_init(struct fake_gpu *g, size_t len)
+{
+	int fd = memfd_create("fake-gpu", 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	memset(g, 0, sizeof(*g));
+	g->len = len;
+	g->fail_copy_after = -1;
+	g->dev = mmap(NULL, len, PROT_NONE, MAP_SHARED, fd, 0);
+	g->alias = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(g->dev != MAP_FAILED && g->alias != MAP_FAILED);
+	close(fd);
+}
+
+void fake_gpu_fini(struct fake_gpu *g)
+{
+	munmap(g->dev, g->len);
+	munmap(g->alias, g->len);
+}
+
+void fake_gpu_load(struct fake_gpu *g, struct msg *m)
+{
+	size_t off = 0;
+
+	for (int i = 0; i < m->iovcnt; i++) {
+		assert_true(off + m->iov[i].iov_len <= g->len);
+		memcpy(g->alias + off, m->iov[i].iov_base, m->iov[i].iov_len);
+		free(m->iov[i].iov_base);
+		m->iov[i].iov_base = g->dev + off;
+		off += m->iov[i].iov_len;
+	}
+	m->on_gpu = true;
 }

@@ -26,7 +26,22 @@ struct fake_mr {
 	uint32_t key;
 	unsigned access;
 	bool remote;
+	bool gpu; /* registered fake GPU memory (GPUDirect) */
 	struct fake_mr *next;
+};
+
+/*
+ * Fake GPU memory: one memfd mapped twice. The engine is handed `dev`,
+ * mapped with no access at all, so a CPU read of it faults as reading
+ * device memory would; the fake's "driver" (copy_in, and WRITEs from a
+ * registered region) reads through `alias`.
+ */
+struct fake_gpu {
+	uint8_t *dev, *alias;
+	size_t len;
+	bool direct;	     /* the "NIC" registers it (GPUDirect) */
+	int fail_copy_after; /* copy_in fails after this many (-1: never) */
+	int copies, regs, refused; /* what the fake saw */
 };
 
 struct fake_ep {
@@ -59,6 +74,7 @@ struct fake_ep {
 			     QP goes to the error state (then they flush) */
 	uint64_t held[CQ_CAP];
 	size_t nheld;
+	struct fake_gpu *gpu; /* fake GPU memory this end sends from */
 	/* what the fake saw */
 	uint32_t last_id;
 	int id_errors, rnr, reg_failures, writes, imm_writes, sends;
@@ -83,6 +99,7 @@ struct msg {
 	size_t env_len, payload_len;
 	struct iovec iov[8];
 	int iovcnt;
+	bool on_gpu; /* the pieces point into fake GPU memory */
 };
 
 struct job {
@@ -113,6 +130,10 @@ void msg_free(struct msg *m);
 void msg_check(const struct msg *m, const struct gn_msg *got);
 int msg_send(struct gn_vp_conn *c, const struct msg *m, int timeout);
 void job_start(struct job *j);
+void fake_gpu_init(struct fake_gpu *g, size_t len);
+void fake_gpu_fini(struct fake_gpu *g);
+/* Copy a host message's pieces into fake GPU memory (one after another). */
+void fake_gpu_load(struct fake_gpu *g, struct msg *m);
 int job_join(struct job *j);
 
 #endif /* GN_TESTS_VERBS_FAKE_H */

@@ -138,6 +138,109 @@ static void test_rendezvous_both_staged(void **state)
 	rendezvous(true, true);
 }
 
+/*
+ * Payloads in GPU memory: fake GPU memory that faults on any CPU read, so
+ * an engine that memcpy()s from it crashes the test. `direct`: the fake
+ * NIC registers it (GPUDirect RDMA) and large pieces are WRITTEN straight
+ * from it; else registration is refused and they go through the staging
+ * ring by copy_in. Small (eager) messages are always copied by copy_in.
+ */
+static void gpu_send(bool direct)
+{
+	struct pair *pr = pair_new(16, 16384);
+	struct fake_gpu g;
+	struct msg m[3];
+	struct job rx;
+
+	pair_start(pr);
+	fake_gpu_init(&g, 8u << 20);
+	g.direct = direct;
+	pr->net->ep[0].gpu = &g;
+	msg_make(&m[0], 300, (3u << 20) + 77, 3, 40);	    /* rendezvous */
+	msg_make(&m[1], 200, 5000, 2, 41);		    /* eager */
+	msg_make(&m[2], 100u << 10, (2u << 20) + 5, 1, 42); /* env written */
+	rx = (struct job){.c = pr->c[1], .want = m, .nrecv = 3};
+	job_start(&rx);
+	for (int i = 0; i < 3; i++) {
+		fake_gpu_load(&g, &m[i]); /* each after the last was sent */
+		assert_int_equal(msg_send(pr->c[0], &m[i], WAIT_MS), 0);
+	}
+	assert_int_equal(job_join(&rx), 0);
+	if (direct) {
+		/* m[0]'s 3 and m[2]'s 1 piece registered, m[1] copied. */
+		assert_int_equal(g.regs, 4);
+		assert_int_equal(g.refused, 0);
+		assert_int_equal(g.copies, 2);
+	} else {
+		assert_int_equal(g.regs, 0);
+		assert_true(g.refused >= 2);
+		/* 1 MiB ring in 4 slots: a copy at least per 256 KiB. */
+		assert_true(g.copies >= 2 + (5 << 20) / (256 << 10));
+	}
+	assert_int_equal(pr->net->ep[0].violations, 0);
+	for (int i = 0; i < 3; i++)
+		msg_free(&m[i]);
+	pair_free(pr);
+	fake_gpu_fini(&g);
+}
+
+static void test_gpu_direct(void **state)
+{
+	(void)state;
+	gpu_send(true);
+}
+
+static void test_gpu_staged(void **state)
+{
+	(void)state;
+	gpu_send(false);
+}
+
+/*
+ * A copy off the GPU fails: for an eager message nothing went out, so the
+ * send fails alone and the connection carries on; inside a staged
+ * rendezvous the message is half written, so the connection fails.
+ */
+static void test_gpu_copy_fails(void **state)
+{
+	struct pair *pr = pair_new(16, 16384);
+	struct fake_gpu g;
+	struct msg small, big;
+	struct job rx;
+
+	(void)state;
+	pair_start(pr);
+	fake_gpu_init(&g, 4u << 20);
+	pr->net->ep[0].gpu = &g;
+	msg_make(&small, 100, 3000, 1, 50);
+	msg_make(&big, 100, 3u << 20, 1, 51);
+	fake_gpu_load(&g, &small);
+	g.fail_copy_after = 0;
+	assert_int_equal(msg_send(pr->c[0], &small, WAIT_MS), -EIO);
+	expect_detail("device copy failed");
+	g.fail_copy_after = -1;
+	rx = (struct job){.c = pr->c[1], .want = &small, .nrecv = 1};
+	job_start(&rx);
+	assert_int_equal(msg_send(pr->c[0], &small, WAIT_MS), 0);
+	assert_int_equal(job_join(&rx), 0);
+
+	/* The receiver answers the RTS, then waits for the rest. */
+	rx = (struct job){.c = pr->c[1], .want = &big, .nrecv = 1};
+	job_start(&rx);
+	fake_gpu_load(&g, &big);
+	g.fail_copy_after = g.copies + 2;
+	assert_int_equal(msg_send(pr->c[0], &big, WAIT_MS), -EIO);
+	expect_detail("staging a payload piece: fake: device copy failed");
+	assert_int_equal(msg_send(pr->c[0], &small, WAIT_MS), -EIO);
+	gn_vp_conn_destroy(&pr->c[0]);
+	pr->net->ep[0].dead = true;
+	assert_int_equal(job_join(&rx), -ECONNRESET);
+	msg_free(&small);
+	msg_free(&big);
+	pair_free(pr);
+	fake_gpu_fini(&g);
+}
+
 /* Both sides send large messages at the same moment: no deadlock. */
 static void test_simultaneous(void **state)
 {
@@ -670,6 +773,9 @@ int main(void)
 		cmocka_unit_test(test_rendezvous_staged),
 		cmocka_unit_test(test_rendezvous_receiver_staged),
 		cmocka_unit_test(test_rendezvous_both_staged),
+		cmocka_unit_test(test_gpu_direct),
+		cmocka_unit_test(test_gpu_staged),
+		cmocka_unit_test(test_gpu_copy_fails),
 		cmocka_unit_test(test_simultaneous),
 		cmocka_unit_test(test_credits),
 		cmocka_unit_test(test_backpressure),
