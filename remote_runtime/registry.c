@@ -25,6 +25,7 @@ struct block {
 	struct entry *handles; /* every handle on it, linked by bnext */
 	uint32_t refs;	       /* handles on it */
 	uint32_t pins;	       /* of which pinned */
+	uint32_t lent;	       /* loans out (gn_registry_lend) */
 	int shared;
 	int cached; /* on the cached list: shared, no handle */
 	uint8_t key[GN_CONTENT_KEY_SIZE];
@@ -240,8 +241,9 @@ static void entry_drop(struct gn_registry *r, struct entry *e)
 		return;
 	if (b->shared)
 		lru_move(r, b, 1);
-	else
+	else if (b->lent == 0)
 		block_free(r, b);
+	/* else the last loan given back frees it */
 }
 
 /* Evict a block: every handle on it goes too. */
@@ -266,7 +268,7 @@ static struct block *victim(struct gn_registry *r, const void *const *keep,
 		for (struct block *b = lists[l]; b != NULL; b = b->prev) {
 			size_t k;
 
-			if (b->pins > 0)
+			if (b->pins > 0 || b->lent > 0)
 				continue;
 			for (k = 0; k < nkeep && keep[k] != b->dev; k++)
 				;
@@ -558,6 +560,32 @@ int gn_registry_download(struct gn_registry *r, uint64_t session,
 				    (unsigned long long)len,
 				    (unsigned long long)t->bytes);
 	return len ? r->b->ops->download(r->b->ctx, host, t->dev, len) : 0;
+}
+
+void *gn_registry_lend(struct gn_registry *r, uint64_t session,
+		       const uint8_t handle[GN_HANDLE_SIZE],
+		       struct gn_reg_tensor *out)
+{
+	struct gn_reg_tensor *t = gn_registry_get(r, session, handle);
+	struct entry *e;
+
+	if (t == NULL)
+		return NULL;
+	e = (struct entry *)((char *)t - offsetof(struct entry, t));
+	e->blk->lent++;
+	*out = *t;
+	return e->blk;
+}
+
+void gn_registry_unlend(struct gn_registry *r, void *loan)
+{
+	struct block *b = loan;
+
+	if (b == NULL)
+		return;
+	b->lent--;
+	if (b->lent == 0 && b->refs == 0 && !b->shared)
+		block_free(r, b);
 }
 
 int gn_registry_free(struct gn_registry *r, uint64_t session,

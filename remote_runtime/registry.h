@@ -107,6 +107,18 @@ int gn_registry_download(struct gn_registry *r, uint64_t session,
 			 uint64_t len);
 
 /*
+ * Lend a tensor's memory to a reader outside the worker (a download sent
+ * straight from it): until gn_registry_unlend(loan) its block is neither
+ * evicted nor freed, even when its last handle goes meanwhile (the loan
+ * given back frees it then). *out gets the tensor (out->dev: where the
+ * bytes are). Returns the loan, or NULL with -ENOENT as gn_registry_get().
+ */
+void *gn_registry_lend(struct gn_registry *r, uint64_t session,
+		       const uint8_t handle[GN_HANDLE_SIZE],
+		       struct gn_reg_tensor *out);
+void gn_registry_unlend(struct gn_registry *r, void *loan);
+
+/*
  * Drop one handle. A private block goes with it; a shared block loses a
  * reference and, at none, stays cached. 0 or -ENOENT.
  */

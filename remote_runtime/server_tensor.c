@@ -19,6 +19,7 @@
 #include "frame.h"
 #include "genie/control.pb-c.h"
 #include "gn_error.h"
+#include "gpu_mem.h"
 #include "plan.h"
 #include "server_internal.h"
 
@@ -33,8 +34,16 @@ struct tensor_job {
 	const void *bytes;	    /* UPLOAD */
 	const uint8_t *key;	    /* shared UPLOAD (checked), ATTACH */
 	int pin;
-	void *out; /* DOWNLOAD: malloc'd copy of the value */
+	/*
+	 * DOWNLOAD: the value, a malloc'd copy, or with `loan` set the
+	 * tensor's own memory, lent by the registry until the reply is sent:
+	 * where the backend's memory is host memory, or GPU memory and the
+	 * connection's transport reads GPU memory (`gpu_ok`; verbs).
+	 */
+	void *out;
 	uint64_t out_len;
+	void *loan;
+	int gpu_ok;
 	const char *what; /* "upload", "download", ... for messages */
 };
 
@@ -94,6 +103,17 @@ static int run_download(struct gn_job *job)
 
 	if (t == NULL)
 		return no_tensor(tj->what);
+	if (t->bytes > 0 &&
+	    (tj->srv->backend.ops->host_memory ||
+	     (tj->gpu_ok && gn_mem_kind_of(t->dev) == GN_MEM_CUDA))) {
+		struct gn_reg_tensor lt;
+
+		tj->loan = gn_registry_lend(r, tj->session, tj->handle, &lt);
+		tj->meta = lt.meta;
+		tj->out = lt.dev;
+		tj->out_len = lt.bytes;
+		return 0;
+	}
 	tj->out = malloc(t->bytes ? t->bytes : 1);
 	if (tj->out == NULL)
 		return gn_error_set(-ENOMEM,
@@ -108,6 +128,14 @@ static int run_download(struct gn_job *job)
 		tj->out = NULL;
 	}
 	return rc;
+}
+
+static int run_unlend(struct gn_job *job)
+{
+	struct tensor_job *tj = (struct tensor_job *)job;
+
+	gn_registry_unlend(tj->srv->registry, tj->loan);
+	return 0;
 }
 
 static int run_free(struct gn_job *job)
@@ -315,6 +343,7 @@ int gn_server_handle_download(struct conn_slot *cs, const Genie__Envelope *env)
 	rc = check_handle(&req->handle, "download");
 	if (rc == 0) {
 		tj.handle = req->handle.data;
+		tj.gpu_ok = gn_conn_takes_gpu_memory(cs->conn);
 		rc = gn_worker_call(cs->srv->worker, &tj.job);
 	}
 	protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -326,7 +355,14 @@ int gn_server_handle_download(struct conn_slot *cs, const Genie__Envelope *env)
 	iov.iov_len = tj.out_len;
 	rc = gn_server_send(cs, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT,
 			    env->request_id, &res.base, &iov, 1);
-	free(tj.out);
+	if (tj.loan != NULL) {
+		/* The send returned: the transport is done with the bytes. */
+		tj.job.run = run_unlend;
+		tj.job.must_run = 1;
+		(void)gn_worker_call(cs->srv->worker, &tj.job);
+	} else {
+		free(tj.out);
+	}
 	return rc;
 }
 

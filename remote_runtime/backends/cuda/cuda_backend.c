@@ -37,6 +37,7 @@
 #include "cuda_ctx.h"
 #include "cuda_internal.h"
 #include "gn_error.h"
+#include "gpu_mem.h"
 #include "log.h"
 
 GN_LOG_REGISTER(cuda)
@@ -235,6 +236,11 @@ static int cuda_init(void **out)
 	gn_cuda_dnn_init(ctx);
 	describe_device(ctx);
 	GN_LOG(INFO, cuda, "opened %s", ctx->desc);
+	/* So that a download over verbs goes straight from device memory. */
+	if (gn_gpu_mem_enable() != 0)
+		GN_LOG(INFO, cuda,
+		       "%s: downloads are copied to the host before sending",
+		       gn_last_error());
 	if (ctx->dnn == NULL)
 		GN_LOG(WARNING, cuda, "%s; conv2d will run on the host",
 		       ctx->dnn_why);

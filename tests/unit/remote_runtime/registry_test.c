@@ -170,6 +170,55 @@ static void test_registry_eviction(void **state)
 	gn_pool_destroy(&p);
 }
 
+/*
+ * A lent block (a download sent straight from it) is not evicted, and
+ * when its handle goes meanwhile it is freed only once given back.
+ */
+static void test_registry_lend(void **state)
+{
+	/* Room for two 4 KiB tensors. */
+	struct gn_pool *p = pool(8 * 1024);
+	struct gn_registry *r = gn_registry_create(p, &g_cpu);
+	struct gn_tensor_meta m = vec(1024);
+	static float buf[1024] = {3}, out[1024];
+	uint8_t h[4][GN_HANDLE_SIZE];
+	struct gn_reg_tensor lt;
+	struct gn_pool_stats ps;
+	void *loan;
+
+	(void)state;
+	assert_int_equal(gn_registry_upload(r, 7, &m, buf, h[0]), 0);
+	assert_int_equal(gn_registry_upload(r, 7, &m, buf, h[1]), 0);
+	assert_null(gn_registry_lend(r, 8, h[0], &lt)); /* not session 8's */
+	assert_int_equal(gn_last_error_code(), -ENOENT);
+	loan = gn_registry_lend(r, 7, h[0], &lt);
+	assert_non_null(loan);
+	assert_int_equal(lt.bytes, sizeof(buf));
+	assert_memory_equal(lt.dev, buf, sizeof(buf));
+	assert_non_null(gn_registry_get(r, 7, h[1])); /* h[0] is the LRU */
+	/* A third evicts h[1], not the lent h[0]. */
+	assert_int_equal(gn_registry_upload(r, 7, &m, buf, h[2]), 0);
+	assert_null(gn_registry_get(r, 7, h[1]));
+	assert_non_null(gn_registry_get(r, 7, h[0]));
+	/* Its handle goes while lent: the memory stays until given back. */
+	assert_int_equal(gn_registry_free(r, 7, h[0]), 0);
+	gn_pool_get_stats(p, &ps);
+	assert_int_equal(ps.in_use_bytes, 2 * sizeof(buf));
+	assert_memory_equal(lt.dev, buf, sizeof(buf));
+	gn_registry_unlend(r, loan);
+	gn_pool_get_stats(p, &ps);
+	assert_int_equal(ps.in_use_bytes, sizeof(buf));
+	/* Given back, a block is evictable again. */
+	loan = gn_registry_lend(r, 7, h[2], &lt);
+	gn_registry_unlend(r, loan);
+	assert_int_equal(gn_registry_upload(r, 7, &m, buf, h[3]), 0);
+	assert_int_equal(gn_registry_upload(r, 7, &m, buf, h[1]), 0);
+	assert_null(gn_registry_get(r, 7, h[2]));
+	assert_int_equal(gn_registry_download(r, 7, h[1], out, sizeof(out)), 0);
+	gn_registry_destroy(&r);
+	gn_pool_destroy(&p);
+}
+
 static void test_no_leak_over_sessions(void **state)
 {
 	struct gn_pool *p = pool(0);
@@ -476,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_pool_limit),
 		cmocka_unit_test(test_registry_scoping),
 		cmocka_unit_test(test_registry_eviction),
+		cmocka_unit_test(test_registry_lend),
 		cmocka_unit_test(test_no_leak_over_sessions),
 		cmocka_unit_test(test_content_key),
 		cmocka_unit_test(test_shared_attach_and_refs),
