@@ -165,6 +165,7 @@ static struct ibv_mr *reg_gpu(struct gn_verbs_conn *c, void *addr, size_t len,
 {
 	struct ibv_mr *m = NULL;
 	const char *how = "dma-buf";
+	char why[160] = "rdma-core without dma-buf memory regions";
 	int err = EOPNOTSUPP;
 #ifdef GN_HAVE_DMABUF_MR
 	uint64_t off;
@@ -175,12 +176,18 @@ static struct ibv_mr *reg_gpu(struct gn_verbs_conn *c, void *addr, size_t len,
 				      (uint64_t)(uintptr_t)addr, fd, flags);
 		err = errno;
 		close(fd); /* the region holds its own reference */
+		snprintf(why, sizeof(why), "ibv_reg_dmabuf_mr: %s",
+			 strerror(err));
+	} else {
+		snprintf(why, sizeof(why), "%s", gn_last_error());
 	}
 #endif
 	if (m == NULL && access("/sys/module/nvidia_peermem", F_OK) == 0) {
 		how = "nvidia_peermem";
 		m = ibv_reg_mr(c->pd, addr, len, flags);
 		err = errno;
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			 "; with nvidia_peermem: %s", strerror(err));
 	}
 	if (m == NULL) {
 		if (!c->said_gpu_staged)
@@ -189,8 +196,7 @@ static struct ibv_mr *reg_gpu(struct gn_verbs_conn *c, void *addr, size_t len,
 			       "(%s): GPU payloads go through the pinned-host "
 			       "staging ring",
 			       c->base.peer,
-			       ibv_get_device_name(c->ctx->device),
-			       strerror(err));
+			       ibv_get_device_name(c->ctx->device), why);
 		c->said_gpu_staged = true;
 		errno = err;
 	} else if (!c->said_gpu_direct) {

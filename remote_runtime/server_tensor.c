@@ -106,8 +106,16 @@ static int run_download(struct gn_job *job)
 	if (t->bytes > 0 &&
 	    (tj->srv->backend.ops->host_memory ||
 	     (tj->gpu_ok && gn_mem_kind_of(t->dev) == GN_MEM_CUDA))) {
+		const struct gn_backend *be = &tj->srv->backend;
 		struct gn_reg_tensor lt;
 
+		/*
+		 * Kernels may still be writing it on the device's stream, and
+		 * the transport reads it without that stream: wait for them.
+		 */
+		rc = be->ops->sync ? be->ops->sync(be->ctx) : 0;
+		if (rc != 0)
+			return rc;
 		tj->loan = gn_registry_lend(r, tj->session, tj->handle, &lt);
 		tj->meta = lt.meta;
 		tj->out = lt.dev;
