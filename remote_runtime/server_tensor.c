@@ -99,14 +99,14 @@ static int run_download(struct gn_job *job)
 	struct tensor_job *tj = (struct tensor_job *)job;
 	struct gn_registry *r = tj->srv->registry;
 	struct gn_reg_tensor *t = gn_registry_get(r, tj->session, tj->handle);
+	const struct gn_backend *be = &tj->srv->backend;
 	int rc;
 
 	if (t == NULL)
 		return no_tensor(tj->what);
 	if (t->bytes > 0 &&
-	    (tj->srv->backend.ops->host_memory ||
+	    (be->ops->host_memory ||
 	     (tj->gpu_ok && gn_mem_kind_of(t->dev) == GN_MEM_CUDA))) {
-		const struct gn_backend *be = &tj->srv->backend;
 		struct gn_reg_tensor lt;
 
 		/*

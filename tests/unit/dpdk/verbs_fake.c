@@ -276,10 +276,8 @@ static int f_reg_mr(void *ctx, void *addr, size_t len, unsigned access,
 	}
 	m = calloc(1, sizeof(*m));
 	assert_non_null(m);
-	if (gpu_of(e, addr, len) != NULL) {
-		m->gpu = true;
+	if (gpu_of(e, addr, len) != NULL)
 		e->gpu->regs++;
-	}
 	m->addr = addr;
 	m->len = len;
 	if (remote && e->shrink_remote) {

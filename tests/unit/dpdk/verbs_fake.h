@@ -26,7 +26,6 @@ struct fake_mr {
 	uint32_t key;
 	unsigned access;
 	bool remote;
-	bool gpu; /* registered fake GPU memory (GPUDirect) */
 	struct fake_mr *next;
 };
 
