@@ -11,7 +11,10 @@
 
 #include "gn_error.h"
 #include "gpu_mem.h"
+#include "log.h"
 #include "transport.h"
+
+GN_LOG_REGISTER(transport)
 
 #define MAX_TRANSPORTS 8
 
@@ -191,8 +194,53 @@ void gn_msg_buf_free(void *buf)
 
 void gn_msg_release(struct gn_msg *msg)
 {
+	if (msg->placed != NULL)
+		msg->placer->unplace(msg->placer->arg, msg->placed);
 	gn_msg_buf_free(msg->buf);
 	memset(msg, 0, sizeof(*msg));
+}
+
+void *gn_msg_take_placed(struct gn_msg *msg)
+{
+	void *p = msg->placed;
+
+	msg->placed = NULL;
+	return p;
+}
+
+void gn_conn_set_placement(struct gn_conn *c, const struct gn_placement *p)
+{
+	/* Read from transport threads (dpdk's engine): published whole. */
+	__atomic_store_n(&c->placement, p, __ATOMIC_RELEASE);
+}
+
+void *gn_conn_place(const struct gn_conn *c, const uint8_t *env, size_t env_len,
+		    size_t payload_len, const struct gn_placement **placer)
+{
+	const struct gn_placement *p =
+		__atomic_load_n(&c->placement, __ATOMIC_ACQUIRE);
+	void *buf;
+
+	*placer = NULL;
+	if (p == NULL || payload_len == 0)
+		return NULL;
+	buf = p->place(p->arg, c, env, env_len, payload_len);
+	if (buf != NULL && gn_gpu_mem_enabled() &&
+	    !gn_conn_takes_gpu_memory(c) &&
+	    gn_mem_kind_of(buf) != GN_MEM_HOST) {
+		/* A placement that ignored the rule: give it back, not crash.
+		 */
+		GN_LOG(WARNING, transport,
+		       "%s: placement gave GPU memory for a %zu-byte payload; "
+		       "the %s transport writes host memory only, so it goes "
+		       "into a message buffer",
+		       c->peer, payload_len, c->ops->name);
+		p->unplace(p->arg, buf);
+		buf = NULL;
+	}
+	if (buf != NULL)
+		*placer = p;
+	return buf;
 }
 
 /*

@@ -52,12 +52,43 @@ struct gn_transport_stats {
 	uint64_t msgs_received;
 };
 
+/*
+ * Payload placement: the receiver says where a message's payload is to
+ * land, from its envelope, before the payload is read, so that a tensor
+ * is written once, into its final memory (the runtime: a block of its
+ * backend's pool), instead of into a message buffer and copied again.
+ *
+ * place() returns payload_len bytes of memory for the message whose
+ * envelope it is shown, or NULL to decline (the payload then goes into
+ * the message buffer as before). It may run on a transport's own thread
+ * (dpdk's engine), so it must not block for long, and it is asked only
+ * where the transport can honour it (see each transport). Host memory
+ * everywhere; GPU memory only where gn_conn_takes_gpu_memory(c). A
+ * transport that cannot use what it was given gives it back (unplace)
+ * and uses a message buffer instead. unplace() gives back memory placed
+ * for a message that was never delivered, or delivered and released
+ * without being taken (gn_msg_take_placed()).
+ */
+struct gn_conn;
+typedef void *(*gn_place_fn)(void *arg, const struct gn_conn *c,
+			     const uint8_t *env, size_t env_len,
+			     size_t payload_len);
+typedef void (*gn_unplace_fn)(void *arg, void *buf);
+
+struct gn_placement {
+	gn_place_fn place;
+	gn_unplace_fn unplace;
+	void *arg;
+};
+
 /* Common head of every transport's connection; transports embed it first. */
 struct gn_conn {
 	const struct gn_transport_ops *ops;
 	struct gn_transport_stats stats;
 	struct gn_frame_limits limits;
 	char peer[64]; /* "HOST:PORT" of the other end, for logs */
+	/* gn_conn_set_placement(); used through gn_conn_place() */
+	const struct gn_placement *placement;
 };
 
 /* Common head of every transport's listener. */
@@ -67,16 +98,29 @@ struct gn_listener {
 	char addr[64]; /* bound "HOST:PORT", the real port when 0 was asked */
 };
 
-/* A received message. Owns its buffer; release with gn_msg_release(). */
+/*
+ * A received message. Owns its buffer; release with gn_msg_release(). The
+ * payload follows the envelope in buf, unless it was placed (`placed`,
+ * equal to payload): then it lies in memory the connection's placement
+ * gave, which release hands back through `placer` unless taken.
+ */
 struct gn_msg {
 	uint8_t *buf; /* one allocation holding envelope then payload */
 	const uint8_t *env;
 	size_t env_len;
 	uint8_t *payload;
 	size_t payload_len;
+	void *placed;
+	const struct gn_placement *placer;
 };
 
 void gn_msg_release(struct gn_msg *msg);
+/*
+ * The placed payload, now the caller's to free as the placement's memory
+ * (the runtime: a pool block it adopts); NULL when the payload was not
+ * placed. Release then leaves it alone.
+ */
+void *gn_msg_take_placed(struct gn_msg *msg);
 
 /*
  * Message buffers, for transports: what a gn_msg's buf is allocated with
@@ -203,6 +247,19 @@ int gn_connect(const char *url, const struct gn_transport_opts *opts,
 int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,
 		 const struct iovec *payload, int iovcnt, int timeout_ms);
 int gn_conn_takes_gpu_memory(const struct gn_conn *c);
+/*
+ * Have c's payloads placed by `p` (NULL: no more), which must stay valid
+ * until the connection is closed. Set it before the first recv: messages
+ * already on their way may arrive in message buffers.
+ */
+void gn_conn_set_placement(struct gn_conn *c, const struct gn_placement *p);
+/*
+ * For transports: ask c's placement for a message's payload. Returns the
+ * memory (and *placer, to give it back with) or NULL when none is set or
+ * it declined; never for an empty payload.
+ */
+void *gn_conn_place(const struct gn_conn *c, const uint8_t *env, size_t env_len,
+		    size_t payload_len, const struct gn_placement **placer);
 int gn_conn_recv(struct gn_conn *c, struct gn_msg *msg, int timeout_ms);
 /* Close and free; sets *c to NULL. NULL is a no-op. */
 void gn_conn_close(struct gn_conn **c);

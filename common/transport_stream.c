@@ -65,9 +65,10 @@ int gn_stream_recv(struct gn_conn *c, gn_stream_read_fn read_full,
 {
 	const char *name = c->ops->name;
 	uint8_t hdr_buf[GN_FRAME_HDR_SIZE];
+	const struct gn_placement *placer = NULL;
 	struct gn_frame_hdr hdr;
-	size_t got, body;
-	uint8_t *buf;
+	size_t got, body, have;
+	uint8_t *buf, *placed = NULL;
 	int rc;
 
 	memset(msg, 0, sizeof(*msg));
@@ -92,15 +93,47 @@ int gn_stream_recv(struct gn_conn *c, gn_stream_read_fn read_full,
 				    detail);
 	}
 	body = hdr.env_len + (size_t)hdr.payload_len;
-	buf = gn_msg_buf_alloc(body);
+	/*
+	 * With a placement set and a payload coming, the envelope is read
+	 * alone first, to be shown to it.
+	 */
+	have = __atomic_load_n(&c->placement, __ATOMIC_ACQUIRE) != NULL &&
+			       hdr.payload_len > 0
+		       ? hdr.env_len
+		       : body;
+	buf = gn_msg_buf_alloc(have);
 	if (buf == NULL)
 		return gn_error_set(-ENOMEM,
 				    "%s: cannot allocate %zu bytes for a "
 				    "message from %s",
-				    name, body, c->peer);
-	rc = read_full(c, buf, body, deadline, &got);
+				    name, have, c->peer);
+	rc = read_full(c, buf, have, deadline, &got);
+	if (rc == 0 && have < body) {
+		placed = gn_conn_place(c, buf, hdr.env_len,
+				       (size_t)hdr.payload_len, &placer);
+		if (placed == NULL) {
+			uint8_t *all = gn_msg_buf_alloc(body);
+
+			if (all == NULL) {
+				gn_msg_buf_free(buf);
+				return gn_error_set(-ENOMEM,
+						    "%s: cannot allocate %zu "
+						    "bytes for a message from "
+						    "%s",
+						    name, body, c->peer);
+			}
+			memcpy(all, buf, have);
+			gn_msg_buf_free(buf);
+			buf = all;
+		}
+		rc = read_full(c, placed ? placed : buf + have,
+			       (size_t)hdr.payload_len, deadline, &got);
+		got += have;
+	}
 	if (rc != 0) {
 		gn_msg_buf_free(buf);
+		if (placed != NULL)
+			placer->unplace(placer->arg, placed);
 		if (rc == -ECONNRESET)
 			return gn_error_set(-EPROTO,
 					    "%s: truncated frame from %s: "
@@ -112,8 +145,10 @@ int gn_stream_recv(struct gn_conn *c, gn_stream_read_fn read_full,
 	msg->buf = buf;
 	msg->env = buf;
 	msg->env_len = hdr.env_len;
-	msg->payload = buf + hdr.env_len;
+	msg->payload = placed ? placed : buf + hdr.env_len;
 	msg->payload_len = (size_t)hdr.payload_len;
+	msg->placed = placed;
+	msg->placer = placer;
 	c->stats.bytes_received += GN_FRAME_HDR_SIZE + body;
 	c->stats.msgs_received++;
 	return 0;

@@ -4,6 +4,7 @@
  * open-addressing table keyed by address, which gives their class on free.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@ struct gn_pool {
 	struct live *live;
 	size_t live_cap, live_n, live_used; /* used counts tombstones too */
 	struct gn_pool_stats st;
+	/* One runtime pool is used by its worker and by placements made on
+	 * transport threads (server_tensor.c). */
+	pthread_mutex_t lock;
 };
 
 void gn_pool_opts_init(struct gn_pool_opts *opts, size_t opts_size)
@@ -135,6 +139,7 @@ struct gn_pool *gn_pool_create(const struct gn_backend *b,
 		memcpy(&o, opts,
 		       opts->opts_size < sizeof(o) ? opts->opts_size
 						   : sizeof(o));
+	pthread_mutex_init(&p->lock, NULL);
 	p->b = b;
 	snprintf(p->name, sizeof(p->name), "%s", o.name ? o.name : "pool");
 	p->limit = o.limit_bytes;
@@ -142,7 +147,7 @@ struct gn_pool *gn_pool_create(const struct gn_backend *b,
 	return p;
 }
 
-void gn_pool_trim(struct gn_pool *p)
+static void trim(struct gn_pool *p)
 {
 	for (int c = 0; c < NCLASSES; c++) {
 		while (p->nfree[c] > 0) {
@@ -161,7 +166,7 @@ void gn_pool_destroy(struct gn_pool **pp)
 	if (pp == NULL || *pp == NULL)
 		return;
 	p = *pp;
-	gn_pool_trim(p);
+	trim(p);
 	/* Blocks still live go back too: the pool owns device memory. */
 	for (size_t i = 0; i < p->live_cap; i++)
 		if (p->live[i].ptr && p->live[i].ptr != TOMB)
@@ -169,6 +174,7 @@ void gn_pool_destroy(struct gn_pool **pp)
 	for (int c = 0; c < NCLASSES; c++)
 		free(p->free_blocks[c]);
 	free(p->live);
+	pthread_mutex_destroy(&p->lock);
 	free(p);
 	*pp = NULL;
 }
@@ -195,14 +201,16 @@ static void *fail(struct gn_pool *p, size_t size, const char *why)
 	return NULL;
 }
 
-void *gn_pool_alloc(struct gn_pool *p, size_t size)
+static void *pool_alloc(struct gn_pool *p, size_t size, int quiet)
 {
 	uint8_t cls;
 	size_t csize;
 	void *blk;
 
 	if (class_of(size ? size : 1, &cls) != 0)
-		return fail(p, size, "larger than the largest size class");
+		return quiet ? NULL
+			     : fail(p, size,
+				    "larger than the largest size class");
 	csize = class_size(cls);
 	if (p->nfree[cls] > 0) {
 		blk = p->free_blocks[cls][--p->nfree[cls]];
@@ -213,23 +221,27 @@ void *gn_pool_alloc(struct gn_pool *p, size_t size)
 		    p->st.in_use_bytes + p->st.cached_bytes + csize >
 			    p->limit) {
 			/* Cached blocks of other classes go back first. */
-			gn_pool_trim(p);
+			trim(p);
 			if (p->st.in_use_bytes + csize > p->limit)
-				return fail(p, size,
-					    "the pool limit is reached");
+				return quiet ? NULL
+					     : fail(p, size,
+						    "the pool limit is "
+						    "reached");
 		}
 		blk = p->b->ops->alloc(p->b->ctx, csize);
 		if (blk == NULL) {
-			gn_pool_trim(p);
+			trim(p);
 			blk = p->b->ops->alloc(p->b->ctx, csize);
 		}
 		if (blk == NULL)
-			return fail(p, size, "the device refused");
+			return quiet ? NULL
+				     : fail(p, size, "the device refused");
 		p->st.device_allocs++;
 	}
 	if (live_add(p, blk, size, cls) != 0) {
 		p->b->ops->free(p->b->ctx, blk);
-		return fail(p, size, "no host memory for bookkeeping");
+		return quiet ? NULL
+			     : fail(p, size, "no host memory for bookkeeping");
 	}
 	p->st.allocs++;
 	p->st.in_use_bytes += csize;
@@ -239,7 +251,7 @@ void *gn_pool_alloc(struct gn_pool *p, size_t size)
 	return blk;
 }
 
-int gn_pool_free(struct gn_pool *p, void *ptr)
+static int pool_free(struct gn_pool *p, void *ptr)
 {
 	struct live *l = ptr ? live_find(p, ptr) : NULL;
 	uint8_t cls;
@@ -272,11 +284,52 @@ int gn_pool_free(struct gn_pool *p, void *ptr)
 	return 0;
 }
 
+void *gn_pool_alloc(struct gn_pool *p, size_t size)
+{
+	void *blk;
+
+	pthread_mutex_lock(&p->lock);
+	blk = pool_alloc(p, size, 0);
+	pthread_mutex_unlock(&p->lock);
+	return blk;
+}
+
+void *gn_pool_try_alloc(struct gn_pool *p, size_t size)
+{
+	void *blk;
+
+	pthread_mutex_lock(&p->lock);
+	blk = pool_alloc(p, size, 1);
+	pthread_mutex_unlock(&p->lock);
+	return blk;
+}
+
+int gn_pool_free(struct gn_pool *p, void *ptr)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	rc = pool_free(p, ptr);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void gn_pool_trim(struct gn_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	trim(p);
+	pthread_mutex_unlock(&p->lock);
+}
+
 void gn_pool_get_stats(const struct gn_pool *p, struct gn_pool_stats *s)
 {
+	pthread_mutex_t *lock = (pthread_mutex_t *)&p->lock;
+
+	pthread_mutex_lock(lock);
 	*s = p->st;
-	s->fragmentation = p->st.in_use_bytes
-				   ? 1.0 - (double)p->st.requested_bytes /
-						     (double)p->st.in_use_bytes
+	pthread_mutex_unlock(lock);
+	s->fragmentation = s->in_use_bytes
+				   ? 1.0 - (double)s->requested_bytes /
+						     (double)s->in_use_bytes
 				   : 0.0;
 }

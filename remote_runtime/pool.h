@@ -8,8 +8,9 @@
  * to the device before refusing a request, and counts what it does.
  * Blocks come from a backend's alloc/free, so one pool type serves host
  * memory and GPU memory alike; block sizes are tracked on the side, never
- * written into (possibly device) memory. Not thread-safe: one pool per
- * executor thread, or a lock around it.
+ * written into (possibly device) memory. Thread safe: calls take the
+ * pool's lock (a runtime's worker and its transports' placements share
+ * one pool).
  */
 #ifndef GN_RUNTIME_POOL_H
 #define GN_RUNTIME_POOL_H
@@ -43,6 +44,8 @@ void gn_pool_destroy(struct gn_pool **p);
  * blocks back) or the device refuses.
  */
 void *gn_pool_alloc(struct gn_pool *p, size_t size);
+/* Like gn_pool_alloc(), but a refusal is NULL alone: no error, no count. */
+void *gn_pool_try_alloc(struct gn_pool *p, size_t size);
 
 /* Return a block to its class. -EINVAL for a pointer the pool never gave. */
 int gn_pool_free(struct gn_pool *p, void *ptr);

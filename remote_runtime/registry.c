@@ -204,7 +204,8 @@ static void block_free(struct gn_registry *r, struct block *b)
 		if (b->cached)
 			r->st.shared_cached--;
 	}
-	release_dev(r, b->dev);
+	if (b->dev != NULL) /* NULL: adopted memory handed back */
+		release_dev(r, b->dev);
 	r->st.bytes -= b->bytes;
 	free(b);
 }
@@ -299,9 +300,10 @@ static void *alloc_evicting(struct gn_registry *r, uint64_t need)
 }
 
 /* A new block holding a copy of `host`, on the live list. */
+/* A block holding a copy of `host`, or holding `adopt` itself. */
 static struct block *block_new(struct gn_registry *r,
 			       const struct gn_tensor_meta *meta,
-			       const void *host)
+			       const void *host, void *adopt)
 {
 	uint64_t bytes = gn_meta_nbytes(meta);
 	struct block *b = calloc(1, sizeof(*b));
@@ -311,12 +313,12 @@ static struct block *block_new(struct gn_registry *r,
 		gn_error_set(-ENOMEM, "registry: out of memory");
 		return NULL;
 	}
-	b->dev = alloc_evicting(r, bytes ? bytes : 1);
+	b->dev = adopt ? adopt : alloc_evicting(r, bytes ? bytes : 1);
 	if (b->dev == NULL) {
 		free(b);
 		return NULL;
 	}
-	if (bytes) {
+	if (bytes && adopt == NULL) {
 		rc = r->b->ops->upload(r->b->ctx, b->dev, host, bytes);
 		if (rc != 0) {
 			release_dev(r, b->dev);
@@ -434,15 +436,21 @@ static void entry_add(struct gn_registry *r, struct entry *e, uint64_t session,
 	memcpy(handle, e->t.handle, GN_HANDLE_SIZE);
 }
 
-/* Store `host` in a new block (private, or shared under `key`). */
+/*
+ * Store `host` in a new block (private, or shared under `key`), or make
+ * `adopt` the new block (*taken set when it was).
+ */
 static int upload(struct gn_registry *r, uint64_t session,
 		  const struct gn_tensor_meta *meta, const void *host,
-		  const uint8_t *key, uint8_t handle[GN_HANDLE_SIZE])
+		  void *adopt, int *taken, const uint8_t *key,
+		  uint8_t handle[GN_HANDLE_SIZE])
 {
 	struct block *b = NULL;
 	struct entry *e;
 	int rc;
 
+	if (taken != NULL)
+		*taken = 0;
 	rc = gn_meta_check(meta, "registry upload");
 	if (rc != 0)
 		return rc;
@@ -460,7 +468,7 @@ static int upload(struct gn_registry *r, uint64_t session,
 	if (b == NULL) {
 		/* Made before it joins the key table: evicting for it cannot
 		 * remove what is not there yet. */
-		b = block_new(r, meta, host);
+		b = block_new(r, meta, host, adopt);
 		if (b == NULL) {
 			free(e);
 			return gn_last_error_code();
@@ -470,6 +478,8 @@ static int upload(struct gn_registry *r, uint64_t session,
 			rc = key_insert(r, b);
 			if (rc != 0) {
 				free(e);
+				if (adopt != NULL) /* still the caller's */
+					b->dev = NULL;
 				block_free(r, b);
 				return rc;
 			}
@@ -480,6 +490,10 @@ static int upload(struct gn_registry *r, uint64_t session,
 	}
 	entry_add(r, e, session, b, handle);
 	r->st.uploads++;
+	if (adopt != NULL && b->dev == adopt) {
+		*taken = 1;
+		r->st.uploads_in_place++;
+	}
 	return 0;
 }
 
@@ -487,7 +501,15 @@ int gn_registry_upload(struct gn_registry *r, uint64_t session,
 		       const struct gn_tensor_meta *meta, const void *host,
 		       uint8_t handle[GN_HANDLE_SIZE])
 {
-	return upload(r, session, meta, host, NULL, handle);
+	return upload(r, session, meta, host, NULL, NULL, NULL, handle);
+}
+
+int gn_registry_adopt(struct gn_registry *r, uint64_t session,
+		      const struct gn_tensor_meta *meta, void *dev,
+		      const uint8_t *key, uint8_t handle[GN_HANDLE_SIZE],
+		      int *taken)
+{
+	return upload(r, session, meta, NULL, dev, taken, key, handle);
 }
 
 int gn_registry_upload_shared(struct gn_registry *r, uint64_t session,
@@ -496,7 +518,7 @@ int gn_registry_upload_shared(struct gn_registry *r, uint64_t session,
 			      const uint8_t key[GN_CONTENT_KEY_SIZE],
 			      uint8_t handle[GN_HANDLE_SIZE])
 {
-	return upload(r, session, meta, host, key, handle);
+	return upload(r, session, meta, host, NULL, NULL, key, handle);
 }
 
 int gn_registry_attach(struct gn_registry *r, uint64_t session,

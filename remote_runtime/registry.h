@@ -81,6 +81,19 @@ int gn_registry_upload_shared(struct gn_registry *r, uint64_t session,
 			      uint8_t handle[GN_HANDLE_SIZE]);
 
 /*
+ * Like gn_registry_upload() (`key` NULL) or gn_registry_upload_shared(),
+ * for a value already in a block of the registry's pool (`dev`, from
+ * gn_pool_alloc() on that pool, holding the value's bytes: a payload a
+ * transport placed there): the new block is `dev` itself, not a copy.
+ * *taken says whether it was; when not (a shared block with that key was
+ * already held, or an error), `dev` is still the caller's to free.
+ */
+int gn_registry_adopt(struct gn_registry *r, uint64_t session,
+		      const struct gn_tensor_meta *meta, void *dev,
+		      const uint8_t *key, uint8_t handle[GN_HANDLE_SIZE],
+		      int *taken);
+
+/*
  * Give `session` a fresh handle on the shared block held under `key` with
  * meta `meta` (counted as an attach hit), written to `handle`. Returns 0;
  * -ENOENT when no such block is held (never uploaded, or evicted: an
@@ -146,8 +159,9 @@ struct gn_registry_stats {
 	/* Live handles of every session, and the bytes of every block held
 	 * (a shared block once, cached ones included). */
 	uint64_t tensors, bytes;
-	uint64_t evictions; /* blocks evicted */
-	uint64_t uploads;   /* uploads stored, shared ones included */
+	uint64_t evictions;	   /* blocks evicted */
+	uint64_t uploads;	   /* uploads stored, shared ones included */
+	uint64_t uploads_in_place; /* of which adopted (gn_registry_adopt) */
 	uint64_t lookups_refused;
 	/* Shared blocks held, their bytes, the handles referencing them,
 	 * and those with no handle (cached). */

@@ -197,6 +197,9 @@ struct gn_server *gn_server_create(const struct gn_server_opts *opts)
 	if (s->registry == NULL)
 		goto fail;
 	snapshot(s);
+	s->placement = (struct gn_placement){.place = gn_server_place,
+					     .unplace = gn_server_unplace,
+					     .arg = s};
 	gn_transport_opts_init(&topts, sizeof(topts));
 	topts.limits.max_envelope = s->opts.max_envelope;
 	topts.limits.max_payload = s->opts.max_payload;
@@ -359,6 +362,7 @@ static int handle_hello(struct conn_slot *cs, const Genie__Envelope *env)
 	       cs->conn->peer, h->peer_name, v);
 	protobuf_c_message_free_unpacked(&h->base, NULL);
 	cs->version = v;
+	gn_conn_set_placement(cs->conn, &cs->srv->placement);
 	ack.version = v;
 	ack.runtime_name = cs->srv->name;
 	ack.backend = (char *)cs->srv->backend.ops->name;
@@ -395,6 +399,7 @@ void gn_server_telemetry(struct gn_server *s, Genie__RuntimeTelemetry *tp)
 	t.registry_bytes = rs.bytes;
 	t.registry_evictions_total = rs.evictions;
 	t.registry_uploads_total = rs.uploads;
+	t.registry_uploads_in_place_total = rs.uploads_in_place;
 	t.registry_lookups_refused_total = rs.lookups_refused;
 	t.pool_in_use_bytes = ps.in_use_bytes;
 	t.pool_peak_in_use_bytes = ps.peak_in_use_bytes;
@@ -440,7 +445,7 @@ static int handle_telemetry(struct conn_slot *cs, const Genie__Envelope *env)
  * Handle one message. Returns 0 to keep the connection, 1 for a clean
  * goodbye, or a negative errno to close it.
  */
-static int dispatch(struct conn_slot *cs, const struct gn_msg *msg)
+static int dispatch(struct conn_slot *cs, struct gn_msg *msg)
 {
 	Genie__Envelope *env;
 	int rc;

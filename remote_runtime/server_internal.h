@@ -27,6 +27,11 @@ GN_LOG_EXTERN(runtime);
 
 /* Plans kept per connection; the client remembers as many. */
 #define GN_SERVER_PLANS_PER_CONN 64
+/*
+ * Uploads of this many payload bytes or more are placed (transport.h):
+ * below it a copy costs less than asking.
+ */
+#define GN_SERVER_PLACE_MIN (64u << 10)
 
 /*
  * One connection: a client session. Only its own thread touches it after
@@ -59,6 +64,8 @@ struct gn_server {
 	struct gn_pool *pool;
 	struct gn_registry *registry;
 	struct gn_worker *worker;
+	/* Every connection's payload placement, set once it said Hello. */
+	struct gn_placement placement;
 	pthread_mutex_t conns_lock;
 	struct conn_slot conns[GN_SERVER_MAX_CONNS];
 	uint64_t next_session; /* the accepting thread's */
@@ -106,8 +113,13 @@ int gn_server_send_error(struct conn_slot *cs, uint64_t req_id, int code,
  */
 int gn_server_handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 			  const struct gn_msg *msg);
+/* An upload whose payload was placed takes it (gn_msg_take_placed()). */
 int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
-			    const struct gn_msg *msg);
+			    struct gn_msg *msg);
+/* The server's placement (struct gn_placement's place and unplace). */
+void *gn_server_place(void *arg, const struct gn_conn *c, const uint8_t *env,
+		      size_t env_len, size_t payload_len);
+void gn_server_unplace(void *arg, void *buf);
 int gn_server_handle_attach(struct conn_slot *cs, const Genie__Envelope *env);
 int gn_server_handle_download(struct conn_slot *cs, const Genie__Envelope *env);
 int gn_server_handle_free(struct conn_slot *cs, const Genie__Envelope *env);

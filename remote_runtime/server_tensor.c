@@ -32,6 +32,8 @@ struct tensor_job {
 	uint8_t new_handle[GN_HANDLE_SIZE]; /* out: UPLOAD, ATTACH */
 	struct gn_tensor_meta meta; /* in: UPLOAD, ATTACH; out: DOWNLOAD */
 	const void *bytes;	    /* UPLOAD */
+	void *placed;		    /* UPLOAD: `bytes`, in a pool block */
+	int taken;		    /* UPLOAD: the registry adopted `placed` */
 	const uint8_t *key;	    /* shared UPLOAD (checked), ATTACH */
 	int pin;
 	/*
@@ -60,11 +62,16 @@ static int run_upload(struct gn_job *job)
 	char ms[96], why[400];
 	int rc;
 
-	rc = tj->key ? gn_registry_upload_shared(r, tj->session, &tj->meta,
-						 tj->bytes, tj->key,
-						 tj->new_handle)
-		     : gn_registry_upload(r, tj->session, &tj->meta, tj->bytes,
-					  tj->new_handle);
+	if (tj->placed != NULL)
+		rc = gn_registry_adopt(r, tj->session, &tj->meta, tj->placed,
+				       tj->key, tj->new_handle, &tj->taken);
+	else if (tj->key != NULL)
+		rc = gn_registry_upload_shared(r, tj->session, &tj->meta,
+					       tj->bytes, tj->key,
+					       tj->new_handle);
+	else
+		rc = gn_registry_upload(r, tj->session, &tj->meta, tj->bytes,
+					tj->new_handle);
 	if (rc != 0) {
 		snprintf(why, sizeof(why), "%s", gn_last_error());
 		return gn_error_set(
@@ -207,7 +214,7 @@ static int check_handle(const ProtobufCBinaryData *h, const char *what)
 }
 
 int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
-			    const struct gn_msg *msg)
+			    struct gn_msg *msg)
 {
 	struct tensor_job tj = {.job.run = run_upload,
 				.srv = cs->srv,
@@ -242,6 +249,7 @@ int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
 		goto refused;
 	}
 	tj.bytes = msg->payload;
+	tj.placed = msg->placed;
 	tj.pin = req->pin;
 	if (req->shared) {
 		rc = check_key(&req->content_key, "upload");
@@ -263,6 +271,8 @@ int gn_server_handle_upload(struct conn_slot *cs, const Genie__Envelope *env,
 		goto refused;
 	}
 	rc = gn_worker_call(cs->srv->worker, &tj.job);
+	if (tj.taken)
+		gn_msg_take_placed(msg); /* the registry's block now */
 	if (rc != 0)
 		goto refused;
 	protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -448,4 +458,53 @@ void gn_server_end_session(struct conn_slot *cs)
 	/* must_run: only a stopped worker refuses it, and then the registry
 	 * is about to be destroyed with everything in it anyway. */
 	gn_worker_call(cs->srv->worker, &tj.job);
+}
+
+/*
+ * Payload placement (transport.h): an UPLOAD of GN_SERVER_PLACE_MIN bytes
+ * or more lands straight in a block of the runtime's pool, which the
+ * registry then adopts, instead of in a message buffer copied into a new
+ * block. Host-memory backends take it over any transport that places;
+ * GPU backends only where the transport writes GPU memory (verbs), and
+ * never for a shared upload, whose key is checked by reading the bytes on
+ * the host. It may run on a transport's thread (dpdk's engine), so it
+ * only parses and takes the pool's lock: a pool without room declines,
+ * and the worker evicts for the copy as before.
+ */
+void *gn_server_place(void *arg, const struct gn_conn *c, const uint8_t *env,
+		      size_t env_len, size_t payload_len)
+{
+	struct gn_server *s = arg;
+	int host = s->backend.ops->host_memory;
+	Genie__UploadRequest *req = NULL;
+	struct gn_tensor_meta meta;
+	Genie__Envelope *e;
+	void *blk = NULL;
+
+	if (payload_len < GN_SERVER_PLACE_MIN ||
+	    (!host && !(gn_gpu_mem_enabled() && gn_conn_takes_gpu_memory(c))))
+		return NULL;
+	e = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor, env,
+					    env_len, c->limits.max_envelope);
+	if (e == NULL)
+		return NULL; /* dispatch says what is wrong with it */
+	if (e->type == GENIE__MSG_TYPE__MSG_TYPE_UPLOAD)
+		req = (Genie__UploadRequest *)gn_pb_unpack(
+			&genie__upload_request__descriptor, e->body.data,
+			e->body.len, c->limits.max_envelope);
+	if (req != NULL && req->meta != NULL && (host || !req->shared) &&
+	    gn_meta_from_pb(req->meta, &meta, "upload") == 0 &&
+	    gn_meta_nbytes(&meta) == payload_len)
+		blk = gn_pool_try_alloc(s->pool, payload_len);
+	if (req != NULL)
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+	return blk;
+}
+
+void gn_server_unplace(void *arg, void *buf)
+{
+	struct gn_server *s = arg;
+
+	gn_pool_free(s->pool, buf);
 }

@@ -655,6 +655,10 @@ static void test_eviction_under_memory_limit(void **state)
 	t = telemetry(rp.url);
 	assert_int_equal(t->registry_evictions_total, 1);
 	assert_int_equal(t->registry_tensors, 4);
+	/* a-d landed in their blocks; e found the pool full and was copied
+	 * into the block evicting a made. */
+	assert_int_equal(t->registry_uploads_total, 5);
+	assert_int_equal(t->registry_uploads_in_place_total, 4);
 	assert_int_equal(t->pool_in_use_bytes, 1048576);
 	assert_int_equal(t->pool_limit_bytes, 1048576);
 	assert_true(t->pool_peak_in_use_bytes >= 1048576);
@@ -954,6 +958,7 @@ static void test_shared_weight_across_sessions(void **state)
 	assert_int_equal(t->registry_attach_hits_total, 3);
 	assert_int_equal(t->registry_attach_misses_total, 2);
 	assert_int_equal(t->registry_uploads_total, 2);
+	assert_int_equal(t->registry_uploads_in_place_total, 2);
 	protobuf_c_message_free_unpacked(&t->base, NULL);
 
 	/* Everyone leaves: no handle remains, the blocks stay cached. */

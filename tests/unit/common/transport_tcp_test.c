@@ -1,7 +1,8 @@
 /*
  * The TCP transport (common/transport_tcp.c) and the transport registry
  * (common/transport.c), over loopback only: round trips, a large payload,
- * timeouts, peers that close early or send garbage, and address errors.
+ * timeouts, peers that close early or send garbage, payload placement,
+ * and address errors.
  *
  * Hostile peers are plain sockets writing raw bytes, so the receiver sees
  * exactly the partial or malformed frames a broken client would send.
@@ -504,6 +505,196 @@ static void test_gpu_payload_refused(void **state)
 	gn_conn_close(&s);
 }
 
+/* ---- Payload placement ------------------------------------------------ */
+
+/*
+ * A placement that takes envelopes starting "place" (from the heap, or
+ * from fake_dev when `gpu` is set) and counts what it gave and got back.
+ */
+struct placer {
+	int asked, placed, unplaced, gpu;
+	size_t last_len;
+};
+
+static void *test_place(void *arg, const struct gn_conn *c, const uint8_t *env,
+			size_t env_len, size_t payload_len)
+{
+	struct placer *p = arg;
+
+	(void)c;
+	p->asked++;
+	p->last_len = payload_len;
+	if (env_len < 5 || memcmp(env, "place", 5) != 0)
+		return NULL;
+	p->placed++;
+	return p->gpu ? fake_dev : malloc(payload_len);
+}
+
+static void test_unplace(void *arg, void *buf)
+{
+	struct placer *p = arg;
+
+	p->unplaced++;
+	if (buf != fake_dev)
+		free(buf);
+}
+
+static void fill(uint8_t *b, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 31u + seed + (i >> 12));
+}
+
+/*
+ * The payload lands in placed memory, in one piece whatever pieces it
+ * was sent in; a taken payload is the caller's; a declined one and an
+ * empty one go into the message buffer, the empty one without asking.
+ */
+static void test_placement(void **state)
+{
+	struct fixture *f = *state;
+	struct gn_conn *c = NULL, *s = NULL;
+	struct placer pl = {0};
+	const struct gn_placement gp = {test_place, test_unplace, &pl};
+	size_t n = 300001;
+	uint8_t *big = malloc(n);
+	struct iovec iov[3];
+	struct gn_msg m;
+	void *took;
+
+	assert_non_null(big);
+	fill(big, n, 7);
+	iov[0] = (struct iovec){big, 1000};
+	iov[1] = (struct iovec){big + 1000, 99000};
+	iov[2] = (struct iovec){big + 100000, n - 100000};
+	pair(f, &c, &s);
+	gn_conn_set_placement(s, &gp);
+
+	assert_int_equal(
+		gn_conn_send(c, (const uint8_t *)"place-1", 7, iov, 3, WAIT_MS),
+		0);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	assert_int_equal(pl.placed, 1);
+	assert_int_equal(pl.last_len, n);
+	assert_non_null(m.placed);
+	assert_ptr_equal(m.payload, m.placed);
+	assert_int_equal(m.payload_len, n);
+	assert_memory_equal(m.env, "place-1", 7);
+	assert_memory_equal(m.payload, big, n);
+	gn_msg_release(&m);
+	assert_int_equal(pl.unplaced, 1);
+
+	assert_int_equal(
+		gn_conn_send(c, (const uint8_t *)"place-2", 7, iov, 3, WAIT_MS),
+		0);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	took = gn_msg_take_placed(&m);
+	assert_ptr_equal(took, m.payload);
+	assert_memory_equal(took, big, n);
+	gn_msg_release(&m);
+	assert_int_equal(pl.unplaced, 1); /* taken: not handed back */
+	free(took);
+
+	assert_int_equal(
+		gn_conn_send(c, (const uint8_t *)"keep", 4, iov, 3, WAIT_MS),
+		0);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	assert_int_equal(pl.asked, 3);
+	assert_null(m.placed);
+	assert_ptr_equal(m.payload, m.buf + 4);
+	assert_memory_equal(m.env, "keep", 4);
+	assert_memory_equal(m.payload, big, n);
+	gn_msg_release(&m);
+
+	assert_int_equal(gn_conn_send(c, (const uint8_t *)"place-3", 7, NULL, 0,
+				      WAIT_MS),
+			 0);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	assert_int_equal(pl.asked, 3);
+	assert_null(m.placed);
+	assert_int_equal(m.payload_len, 0);
+	gn_msg_release(&m);
+
+	/* No placement any more: not asked. */
+	gn_conn_set_placement(s, NULL);
+	assert_int_equal(
+		gn_conn_send(c, (const uint8_t *)"place-4", 7, iov, 1, WAIT_MS),
+		0);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	assert_int_equal(pl.asked, 3);
+	assert_null(m.placed);
+	assert_memory_equal(m.payload, big, 1000);
+	gn_msg_release(&m);
+	assert_int_equal(pl.unplaced, 1);
+	free(big);
+	gn_conn_close(&c);
+	gn_conn_close(&s);
+}
+
+/* A peer closing inside a placed payload: -EPROTO, the memory given back. */
+static void test_placement_truncated(void **state)
+{
+	struct fixture *f = *state;
+	struct gn_conn *s = NULL;
+	struct placer pl = {0};
+	const struct gn_placement gp = {test_place, test_unplace, &pl};
+	uint8_t frame[GN_FRAME_HDR_SIZE + 5 + 300];
+	struct gn_msg m;
+	int fd = raw_pair(f, &s);
+
+	gn_conn_set_placement(s, &gp);
+	memset(frame, 0x42, sizeof(frame));
+	gn_frame_hdr_encode(frame, 5, 1000);
+	memcpy(frame + GN_FRAME_HDR_SIZE, "place", 5);
+	write_all(fd, frame, sizeof(frame)); /* 300 of the 1000 */
+	close(fd);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), -EPROTO);
+	expect_detail("1005");
+	expect_detail("305");
+	assert_int_equal(pl.placed, 1);
+	assert_int_equal(pl.unplaced, 1);
+	assert_null(m.buf);
+	gn_conn_close(&s);
+}
+
+/*
+ * A placement that gives GPU memory to a transport that writes host
+ * memory only is given back, and the payload goes into the message
+ * buffer: nothing is written into the device.
+ */
+static void test_placement_gpu_refused(void **state)
+{
+	static const struct gn_gpu_driver drv = {fake_kind, fake_copy,
+						 fake_dmabuf};
+	struct fixture *f = *state;
+	struct gn_conn *c = NULL, *s = NULL;
+	struct placer pl = {.gpu = 1};
+	const struct gn_placement gp = {test_place, test_unplace, &pl};
+	uint8_t host[2000];
+	struct iovec iov = {host, sizeof(host)};
+	struct gn_msg m;
+
+	fill(host, sizeof(host), 3);
+	memset(fake_dev, 0, sizeof(fake_dev));
+	pair(f, &c, &s);
+	gn_conn_set_placement(s, &gp);
+	gn_gpu_mem_set_driver(&drv);
+	assert_int_equal(
+		gn_conn_send(c, (const uint8_t *)"place", 5, &iov, 1, WAIT_MS),
+		0);
+	assert_int_equal(gn_conn_recv(s, &m, WAIT_MS), 0);
+	gn_gpu_mem_set_driver(NULL);
+	assert_int_equal(pl.placed, 1);
+	assert_int_equal(pl.unplaced, 1);
+	assert_null(m.placed);
+	assert_memory_equal(m.payload, host, sizeof(host));
+	for (size_t i = 0; i < sizeof(fake_dev); i++)
+		assert_int_equal(fake_dev[i], 0);
+	gn_msg_release(&m);
+	gn_conn_close(&c);
+	gn_conn_close(&s);
+}
+
 /* ---- Addresses -------------------------------------------------------- */
 
 /* A loopback port nobody listens on: bind one, learn it, let it go. */
@@ -657,6 +848,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_length_prefix_over_cap,
 						setup_small_caps, teardown),
 		cmocka_unit_test_setup_teardown(test_send_envelope_over_cap,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_placement, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_placement_truncated, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_placement_gpu_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gpu_payload_refused, setup,
 						teardown),

@@ -518,6 +518,70 @@ static void test_shared_no_leak_over_sessions(void **state)
 	gn_pool_destroy(&p);
 }
 
+/*
+ * Adoption: a pool block holding the value becomes the tensor (no copy,
+ * counted); a shared one already held under the key keeps its own block
+ * and leaves the offered one with the caller.
+ */
+static void test_registry_adopt(void **state)
+{
+	struct gn_pool *p = pool(0);
+	struct gn_registry *r = gn_registry_create(p, &g_cpu);
+	struct gn_tensor_meta m = vec(256);
+	uint8_t h[3][GN_HANDLE_SIZE], key[GN_CONTENT_KEY_SIZE];
+	struct gn_registry_stats rs;
+	struct gn_pool_stats ps;
+	struct gn_reg_tensor *t;
+	float v[256], out[256];
+	float *blk;
+	int taken = -1;
+
+	(void)state;
+	for (int i = 0; i < 256; i++)
+		v[i] = (float)i * 0.5f;
+	blk = gn_pool_alloc(p, sizeof(v));
+	assert_non_null(blk);
+	memcpy(blk, v, sizeof(v));
+	assert_int_equal(gn_registry_adopt(r, 4, &m, blk, NULL, h[0], &taken),
+			 0);
+	assert_int_equal(taken, 1);
+	t = gn_registry_get(r, 4, h[0]);
+	assert_non_null(t);
+	assert_ptr_equal(t->dev, blk);
+	assert_int_equal(gn_registry_download(r, 4, h[0], out, sizeof(out)), 0);
+	assert_memory_equal(out, v, sizeof(v));
+	gn_registry_get_stats(r, &rs);
+	assert_int_equal(rs.uploads, 1);
+	assert_int_equal(rs.uploads_in_place, 1);
+
+	/* Shared: the first offer is adopted, the second left alone. */
+	key_of(&m, v, key);
+	blk = gn_pool_alloc(p, sizeof(v));
+	memcpy(blk, v, sizeof(v));
+	assert_int_equal(gn_registry_adopt(r, 4, &m, blk, key, h[1], &taken),
+			 0);
+	assert_int_equal(taken, 1);
+	blk = gn_pool_alloc(p, sizeof(v));
+	memcpy(blk, v, sizeof(v));
+	assert_int_equal(gn_registry_adopt(r, 5, &m, blk, key, h[2], &taken),
+			 0);
+	assert_int_equal(taken, 0);
+	assert_ptr_not_equal(gn_registry_get(r, 5, h[2])->dev, blk);
+	assert_ptr_equal(gn_registry_get(r, 5, h[2])->dev,
+			 gn_registry_get(r, 4, h[1])->dev);
+	assert_int_equal(gn_pool_free(p, blk), 0);
+	gn_registry_get_stats(r, &rs);
+	assert_int_equal(rs.uploads, 3);
+	assert_int_equal(rs.uploads_in_place, 2);
+
+	/* An adopted block goes back to the pool with its last handle. */
+	assert_int_equal(gn_registry_free(r, 4, h[0]), 0);
+	gn_pool_get_stats(p, &ps);
+	assert_int_equal(ps.in_use_bytes, sizeof(v));
+	gn_registry_destroy(&r);
+	gn_pool_destroy(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_registry_scoping),
 		cmocka_unit_test(test_registry_eviction),
 		cmocka_unit_test(test_registry_lend),
+		cmocka_unit_test(test_registry_adopt),
 		cmocka_unit_test(test_no_leak_over_sessions),
 		cmocka_unit_test(test_content_key),
 		cmocka_unit_test(test_shared_attach_and_refs),
