@@ -178,15 +178,7 @@ static void free_session(struct gn_rel_session *s)
 			break;
 		}
 	ep->nsessions--;
-	while (s->in != NULL) {
-		struct msg_in *mi = s->in;
-
-		s->in = mi->next;
-		if (ep->ops.rx_abort)
-			ep->ops.rx_abort(ep->ops.ctx, s, mi->msg_id, mi->buf);
-		free(mi->bits);
-		free(mi);
-	}
+	gn_rel_session_drop_partial(s);
 	free(s->slots);
 	free(s);
 }
@@ -279,6 +271,21 @@ int gn_rel_connect(struct gn_rel_ep *ep, const struct gn_rel_addr *peer,
 	return 0;
 }
 
+void gn_rel_session_drop_partial(struct gn_rel_session *s)
+{
+	struct gn_rel_ep *ep = s->ep;
+
+	while (s->in != NULL) {
+		struct msg_in *mi = s->in;
+
+		s->in = mi->next;
+		if (ep->ops.rx_abort)
+			ep->ops.rx_abort(ep->ops.ctx, s, mi->msg_id, &mi->rx);
+		free(mi->bits);
+		free(mi);
+	}
+}
+
 void gn_rel_session_hold(struct gn_rel_session *s, bool hold)
 {
 	if (s->rx_hold == hold)
@@ -335,6 +342,21 @@ static void want_ack(struct gn_rel_session *s, bool now_, uint64_t now)
 		s->ack_due = now + s->ep->cfg.ack_delay_ns;
 }
 
+/* Write a piece at message offset `off`, on either side of rx's split. */
+static void put(struct gn_rel_ep *ep, const struct gn_rel_rx *rx, uint64_t off,
+		const uint8_t *payload, uint32_t n)
+{
+	uint32_t head = off >= rx->split       ? 0
+			: off + n <= rx->split ? n
+					       : (uint32_t)(rx->split - off);
+
+	if (head)
+		ep->copy(rx->buf + off, payload, head);
+	if (n > head)
+		ep->copy(rx->tail + (off + head - rx->split), payload + head,
+			 n - head);
+}
+
 static void take_data(struct gn_rel_session *s, const struct gn_rel_hdr *h,
 		      const uint8_t *payload, uint64_t now)
 {
@@ -368,12 +390,15 @@ static void take_data(struct gn_rel_session *s, const struct gn_rel_hdr *h,
 			return;
 		}
 		mi = calloc(1, sizeof(*mi));
-		if (mi != NULL)
+		if (mi != NULL) {
 			mi->bits = calloc((pkts + 7) / 8, 1);
+			mi->rx.split = h->msg_len;
+		}
 		if (mi == NULL || mi->bits == NULL ||
 		    ep->ops.rx_buffer == NULL ||
-		    (mi->buf = ep->ops.rx_buffer(ep->ops.ctx, s, h->msg_id,
-						 h->msg_len)) == NULL) {
+		    ep->ops.rx_buffer(ep->ops.ctx, s, h->msg_id, h->msg_len,
+				      h->pkt_idx == 0 ? payload : NULL,
+				      h->payload_len, &mi->rx) != 0) {
 			if (mi != NULL)
 				free(mi->bits);
 			free(mi);
@@ -397,8 +422,8 @@ static void take_data(struct gn_rel_session *s, const struct gn_rel_hdr *h,
 	if (!(mi->bits[h->pkt_idx / 8] & (1u << (h->pkt_idx % 8)))) {
 		mi->bits[h->pkt_idx / 8] |= (uint8_t)(1u << (h->pkt_idx % 8));
 		if (h->payload_len)
-			ep->copy(mi->buf + (uint64_t)h->pkt_idx * mtu, payload,
-				 h->payload_len);
+			put(ep, &mi->rx, (uint64_t)h->pkt_idx * mtu, payload,
+			    h->payload_len);
 		mi->got++;
 	}
 	rcv_set(s, h->seq);
@@ -411,7 +436,7 @@ static void take_data(struct gn_rel_session *s, const struct gn_rel_hdr *h,
 		*pp = mi->next;
 		COUNT(s, msgs_received, 1);
 		if (ep->ops.on_message)
-			ep->ops.on_message(ep->ops.ctx, s, mi->msg_id, mi->buf,
+			ep->ops.on_message(ep->ops.ctx, s, mi->msg_id, &mi->rx,
 					   mi->len);
 		free(mi->bits);
 		free(mi);

@@ -152,6 +152,18 @@ struct gn_rel_pkt {
 	void *tx_ref;
 };
 
+/*
+ * Where an incoming message is reassembled (gn_rel_ops.rx_buffer): bytes
+ * [0, split) in buf and [split, len) in tail, so that a payload can land
+ * in memory its receiver chose while the header before it does not.
+ */
+struct gn_rel_rx {
+	uint8_t *buf;
+	uint64_t split; /* the message's length when not split */
+	uint8_t *tail;
+	void *user; /* rx_buffer's, handed back with the rest */
+};
+
 struct gn_rel_ops {
 	void *ctx;
 	/*
@@ -163,21 +175,27 @@ struct gn_rel_ops {
 	/* A peer opened a session (accepting endpoints). */
 	void (*on_accept)(void *ctx, struct gn_rel_session *s);
 	/*
-	 * Memory for an incoming message of `len` bytes; NULL refuses it
-	 * (its packets are dropped unacked; the sender retries, then fails).
+	 * Memory for an incoming message of `len` bytes, filled into *rx:
+	 * rx->buf alone, or split (rx->split < len: bytes from rx->split on
+	 * go to rx->tail). `first` is packet 0's payload (first_len bytes)
+	 * when that packet opened the message, else NULL. Nonzero refuses
+	 * it (its packets are dropped unacked; the sender retries, then
+	 * fails).
 	 */
-	void *(*rx_buffer)(void *ctx, struct gn_rel_session *s, uint64_t msg_id,
-			   uint64_t len);
+	int (*rx_buffer)(void *ctx, struct gn_rel_session *s, uint64_t msg_id,
+			 uint64_t len, const uint8_t *first, uint32_t first_len,
+			 struct gn_rel_rx *rx);
 	/*
 	 * A message whose memory rx_buffer gave will never complete (its
-	 * session ended first): `buf` is the caller's again. May be NULL
-	 * when such memory needs no release.
+	 * session ended first, or gn_rel_session_drop_partial()): that
+	 * memory is the caller's again. May be NULL when it needs no
+	 * release.
 	 */
 	void (*rx_abort)(void *ctx, struct gn_rel_session *s, uint64_t msg_id,
-			 void *buf);
-	/* Every byte of message `msg_id` is in `buf`. */
+			 const struct gn_rel_rx *rx);
+	/* Every byte of message `msg_id` is in rx's memory. */
 	void (*on_message)(void *ctx, struct gn_rel_session *s, uint64_t msg_id,
-			   void *buf, uint64_t len);
+			   const struct gn_rel_rx *rx, uint64_t len);
 	/*
 	 * A message sent with gn_rel_send() is acked (status 0) or failed
 	 * (negative errno); its buffer is the caller's again.
@@ -241,6 +259,13 @@ int gn_rel_sendv(struct gn_rel_session *s, uint64_t msg_id,
  * as long as the receiver holds it.
  */
 void gn_rel_session_hold(struct gn_rel_session *s, bool hold);
+
+/*
+ * Give up the messages the session has partly received: rx_abort for
+ * each, now (their packets, if more come, start them anew). For a
+ * receiver leaving a session whose memory must not outlive it.
+ */
+void gn_rel_session_drop_partial(struct gn_rel_session *s);
 
 /* Messages sent and not yet acked or failed (on_sent to come), and bytes. */
 void gn_rel_session_backlog(const struct gn_rel_session *s, uint64_t *msgs,

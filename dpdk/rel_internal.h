@@ -59,7 +59,7 @@ struct slot {
 struct msg_in {
 	struct msg_in *next;
 	uint64_t msg_id, len;
-	uint8_t *buf;
+	struct gn_rel_rx rx;
 	uint32_t pkt_count, got;
 	uint8_t *bits;
 };

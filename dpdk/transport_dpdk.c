@@ -484,6 +484,9 @@ static void dpdk_close(struct gn_conn *gc)
 	pthread_mutex_lock(&c->e->lock);
 	if (c->s != NULL) {
 		gn_rel_session_set_user(c->s, NULL);
+		/* Placed memory is the application's: none outlives the close.
+		 */
+		gn_rel_session_drop_partial(c->s);
 		gn_rel_close(c->s, gn_clock_ns());
 		c->s = NULL;
 	}

@@ -663,6 +663,15 @@ int gn_server_run(struct gn_server *s)
 	s->worker = NULL;
 	pthread_mutex_unlock(&s->snap_lock);
 	gn_worker_destroy(&w);
+	GN_LOG(NOTICE, runtime,
+	       "stopped: %llu connections, %llu plans, %llu uploads (%llu "
+	       "written in place), %llu bytes in, %llu out",
+	       (unsigned long long)atomic_load(&s->connections),
+	       (unsigned long long)atomic_load(&s->plans),
+	       (unsigned long long)s->reg_snap.uploads,
+	       (unsigned long long)s->reg_snap.uploads_in_place,
+	       (unsigned long long)atomic_load(&s->bytes_in),
+	       (unsigned long long)atomic_load(&s->bytes_out));
 	return rc;
 }
 

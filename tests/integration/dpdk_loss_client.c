@@ -7,6 +7,10 @@
  * With a coordinator:// target, $GENIE_SECRET_FILE is the secret and
  * $GENIE_TEST_TRANSPORT (tcp, dpdk) the data plane asked for.
  *
+ * With $GENIE_TEST_RESIDENT set (not empty), the tensor is made resident first:
+ * sent as an UPLOAD (which the runtime places, transport.h), then read by the
+ * plan.
+ *
  * Exit 0 when the result is right (or, with expect-fail, when the request
  * fails with an error that says why within the timeout); 1 otherwise.
  */
@@ -25,6 +29,7 @@ int main(int argc, char **argv)
 	struct gn_session_opts o;
 	struct gn_session *s;
 	struct gn_tensor *x, *y;
+	const char *resident;
 	uint64_t mib, n, t0, bad = 0;
 	int64_t shape[1];
 	float *in, *out;
@@ -64,6 +69,18 @@ int main(int argc, char **argv)
 	}
 	x = gn_tensor_from_host(s, GN_DTYPE_F32, 1, shape, in,
 				GN_TENSOR_BORROW);
+	/* GENIE_TEST_RESIDENT: uploaded first (an UPLOAD, not a plan input). */
+	resident = getenv("GENIE_TEST_RESIDENT");
+	if (resident != NULL && resident[0] != '\0' &&
+	    gn_tensor_make_resident(x, 0) != 0) {
+		printf("upload of %llu MiB failed after %.1f s: %s\n",
+		       (unsigned long long)mib, (gn_clock_ns() - t0) / 1e9,
+		       gn_last_error());
+		gn_session_destroy(&s);
+		free(in);
+		free(out);
+		return 1;
+	}
 	y = gn_relu(x);
 	rc = gn_tensor_to_host(y, out, n * sizeof(float));
 	if (rc != 0) {

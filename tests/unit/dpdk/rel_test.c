@@ -104,29 +104,50 @@ static void on_accept(void *ctx, struct gn_rel_session *s)
 	sd->s = s;
 }
 
-static void *rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
-		       uint64_t len)
+/*
+ * Messages longer than g_split bytes (when set) are reassembled split:
+ * their bytes from g_split on go to a buffer of their own, appended to
+ * rx_buf when the message completes, so a piece put on the wrong side or
+ * at the wrong offset shows as a mismatch.
+ */
+static uint64_t g_split;
+
+static int rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
+		     uint64_t len, const uint8_t *first, uint32_t first_len,
+		     struct gn_rel_rx *rx)
 {
 	struct side *sd = ctx;
 
 	(void)s;
+	if (first != NULL)
+		assert_true(first_len <= len);
 	if (sd->refuse || id >= MAXMSG)
-		return NULL;
+		return -1;
 	if (sd->rx_buf[id] == NULL)
 		sd->rx_buf[id] = malloc(len ? len : 1);
 	sd->rx_len[id] = len;
-	return sd->rx_buf[id];
+	rx->buf = sd->rx_buf[id];
+	if (g_split && len > g_split) {
+		rx->split = g_split;
+		rx->tail = malloc(len - g_split);
+		assert_non_null(rx->tail);
+	}
+	return 0;
 }
 
 static void on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
-		       void *buf, uint64_t len)
+		       const struct gn_rel_rx *rx, uint64_t len)
 {
 	struct side *sd = ctx;
 
 	(void)s;
 	assert_true(id < MAXMSG);
-	assert_ptr_equal(buf, sd->rx_buf[id]);
+	assert_ptr_equal(rx->buf, sd->rx_buf[id]);
 	assert_int_equal(len, sd->rx_len[id]);
+	if (rx->split < len) {
+		memcpy(rx->buf + rx->split, rx->tail, len - rx->split);
+		free(rx->tail);
+	}
 	sd->rx_done[id]++;
 }
 
@@ -627,6 +648,25 @@ static void test_pieces_under_loss(void **state)
 	transfer(&fo, 6, 1u << 20, 120000000000ull, 1, 1, 9);
 }
 
+/* Messages reassembled split (the payload placed apart), under loss. */
+static void test_split_under_loss(void **state)
+{
+	struct gn_fault_opts fo;
+
+	(void)state;
+	gn_fault_opts_init(&fo, sizeof(fo));
+	fo.seed = 33;
+	fo.delay_ns = 20000;
+	fo.drop = 0.05;
+	fo.reorder = 0.05;
+	fo.dup = 0.02;
+	g_split = 1000; /* inside the first packet */
+	transfer(&fo, 4, 1u << 20, 120000000000ull, 0, 1, 0);
+	g_split = 3u * (1514 - GN_REL_FRAME_HDR); /* on a packet boundary */
+	transfer(&fo, 4, (1u << 20) + 7, 120000000000ull, 1, 1, 5);
+	g_split = 0;
+}
+
 static void test_loss_reorder_duplication(void **state)
 {
 	static const struct {
@@ -842,6 +882,7 @@ int main(void)
 		cmocka_unit_test(test_clean_link),
 		cmocka_unit_test(test_loss_reorder_duplication),
 		cmocka_unit_test(test_pieces_under_loss),
+		cmocka_unit_test(test_split_under_loss),
 		cmocka_unit_test(test_256mib_under_loss),
 		cmocka_unit_test(test_total_loss_fails_within_retry_limit),
 		cmocka_unit_test(test_strays_and_refusals),
