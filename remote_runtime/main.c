@@ -72,6 +72,11 @@ static void usage(FILE *f)
 		"  --tls-key FILE    its key (default: $GENIE_TLS_KEY)\n"
 		"  --label KEY=VALUE a label for the coordinator (repeatable, "
 		"at most 32)\n"
+		"  --no-placement    uploads land in message buffers and are "
+		"copied\n"
+		"                    into tensor memory (default: large ones "
+		"are\n"
+		"                    written in place; for comparison)\n"
 		"  -h, --help        this text\n");
 }
 
@@ -109,6 +114,7 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, 257},
 		{"tls-key", required_argument, NULL, 258},
 		{"label", required_argument, NULL, 259},
+		{"no-placement", no_argument, NULL, 260},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -185,6 +191,7 @@ int main(int argc, char **argv)
 		case 256: co.tls_ca = optarg; break;
 		case 257: co.tls_cert = optarg; break;
 		case 258: co.tls_key = optarg; break;
+		case 260: opts.no_placement = 1; break;
 		case 259:
 			if (n_labels == 32 || strchr(optarg, '=') == NULL ||
 			    optarg[0] == '=') {

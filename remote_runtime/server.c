@@ -362,7 +362,8 @@ static int handle_hello(struct conn_slot *cs, const Genie__Envelope *env)
 	       cs->conn->peer, h->peer_name, v);
 	protobuf_c_message_free_unpacked(&h->base, NULL);
 	cs->version = v;
-	gn_conn_set_placement(cs->conn, &cs->srv->placement);
+	if (!cs->srv->opts.no_placement)
+		gn_conn_set_placement(cs->conn, &cs->srv->placement);
 	ack.version = v;
 	ack.runtime_name = cs->srv->name;
 	ack.backend = (char *)cs->srv->backend.ops->name;

@@ -50,6 +50,11 @@ struct gn_server_opts {
 	 */
 	const char *const *also_listen;
 	int n_also_listen;
+	/*
+	 * Nonzero: no payload placement (transport.h); every upload lands in
+	 * a message buffer and is copied into its block, as before placement.
+	 */
+	int no_placement;
 };
 
 #define GN_SERVER_MAX_LISTENERS 4

@@ -141,20 +141,6 @@ static void usage(FILE *f)
 		   "env: GENIE_BENCH_PYTHON (default /usr/bin/python3)\n");
 }
 
-/* The build tree puts us at tests/bench/ and the runtime at remote_runtime/. */
-static const char *default_runtime(char *buf, size_t size)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n <= 0)
-		return "genie-runtime";
-	exe[n] = '\0';
-	snprintf(buf, size, "%s/../../remote_runtime/genie-runtime",
-		 dirname(exe));
-	return buf;
-}
-
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -221,8 +207,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		o->threads = n > 0 ? (int)n : 1;
 	}
 	if (o->runtime == NULL)
-		o->runtime =
-			default_runtime(o->runtime_buf, sizeof(o->runtime_buf));
+		o->runtime = bench_default_runtime(o->runtime_buf,
+						   sizeof(o->runtime_buf));
 	return 0;
 }
 

@@ -1,9 +1,13 @@
 /*
- * Child processes for the backend benchmark. See backend_proc.h.
+ * Child processes and shared figures for the benchmarks. See
+ * backend_proc.h.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,63 @@ double bench_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(const double *v, int n)
+{
+	double t[64];
+
+	if (n <= 0 || n > 64)
+		return 0;
+	memcpy(t, v, (size_t)n * sizeof(*t));
+	qsort(t, (size_t)n, sizeof(*t), cmp_dbl);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+double bench_memcpy_gbps(size_t size, size_t total)
+{
+	uint8_t *a = malloc(size), *b = malloc(size);
+	size_t n = total / size ? total / size : 1;
+	double t0;
+
+	if (a == NULL || b == NULL) {
+		free(a);
+		free(b);
+		return 0;
+	}
+	memset(a, 1, size);
+	memset(b, 2, size);
+	memcpy(b, a, size);
+	t0 = bench_now();
+	for (size_t i = 0; i < n; i++) {
+		a[i % size] = (uint8_t)i; /* keep each copy honest */
+		memcpy(b, a, size);
+	}
+	t0 = bench_now() - t0;
+	free(a);
+	free(b);
+	return (double)size * (double)n / t0 / 1e9;
+}
+
+/* The build tree puts us at tests/bench/ and the runtime at remote_runtime/. */
+const char *bench_default_runtime(char *buf, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return "genie-runtime";
+	exe[n] = '\0';
+	snprintf(buf, size, "%s/../../remote_runtime/genie-runtime",
+		 dirname(exe));
+	return buf;
 }
 
 static void sleep_s(double s)
@@ -168,6 +229,12 @@ static int stop_child(pid_t pid)
 
 int bench_runtime_start(const char *runtime, struct bench_runtime *rt)
 {
+	return bench_runtime_start_with(runtime, NULL, rt);
+}
+
+int bench_runtime_start_with(const char *runtime, const char *const *extra,
+			     struct bench_runtime *rt)
+{
 	char *dir = rt->dir;
 	double deadline;
 	pid_t pid;
@@ -192,9 +259,16 @@ int bench_runtime_start(const char *runtime, struct bench_runtime *rt)
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
-		execl(runtime, runtime, "--listen", "tcp://127.0.0.1:0",
-		      "--backend", "cpu", "--port-file", rt->port_file,
-		      (char *)NULL);
+		const char *argv[32] = {
+			runtime,      "--listen", "tcp://127.0.0.1:0",
+			"--backend",  "cpu",	  "--port-file",
+			rt->port_file};
+		int n = 7;
+
+		for (; extra != NULL && *extra != NULL && n < 31; extra++)
+			argv[n++] = *extra;
+		argv[n] = NULL;
+		execv(runtime, (char *const *)argv);
 		fprintf(stderr, "cannot run %s: %s\n", runtime,
 			strerror(errno));
 		_exit(127);

@@ -1,6 +1,7 @@
 /*
- * Child processes for the backend benchmark: the PyTorch script, and an
- * idle genie-runtime whose memory and CPU use are measured from /proc.
+ * Child processes for the benchmarks: the PyTorch script, genie-runtime
+ * children (an idle one measured from /proc), and the figures every
+ * benchmark takes alike (medians, memcpy bandwidth).
  */
 #ifndef GENIE_BENCH_BACKEND_PROC_H
 #define GENIE_BENCH_BACKEND_PROC_H
@@ -35,6 +36,12 @@ struct bench_runtime {
  * Returns 0 or -errno (-ETIMEDOUT, -ECHILD when it exited early).
  */
 int bench_runtime_start(const char *runtime, struct bench_runtime *rt);
+/* The same with more arguments (`extra`, NULL-terminated; may be NULL). */
+int bench_runtime_start_with(const char *runtime, const char *const *extra,
+			     struct bench_runtime *rt);
+
+/* genie-runtime of the build tree this program is in (into buf). */
+const char *bench_default_runtime(char *buf, size_t size);
 
 /* SIGTERM it and reap it: its exit status (0 after a clean stop). */
 int bench_runtime_stop(struct bench_runtime *rt);
@@ -50,5 +57,14 @@ int bench_runtime_idle(const char *runtime, double settle_s, double measure_s,
 
 /* Seconds on the monotonic clock. */
 double bench_now(void);
+
+/* The median of n values, n <= 64 (the mean of the middle two for even n). */
+double bench_median(const double *v, int n);
+
+/*
+ * Single-core memcpy bandwidth, GB/s, for `size`-byte copies, `total`
+ * bytes copied in all (one warm copy first).
+ */
+double bench_memcpy_gbps(size_t size, size_t total);
 
 #endif /* GENIE_BENCH_BACKEND_PROC_H */

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend_proc.h"
 #include "clock.h"
 #include "gn_error.h"
 #include "transport.h"
@@ -151,51 +152,6 @@ static int measure_bulk(struct side *s, const uint8_t *big, size_t size,
 		rc = round_trip(s->c, env, sizeof(env), &iov, 1);
 	*gbps = (double)size * n / (double)(now_ns() - t0);
 	return rc;
-}
-
-static double memcpy_gbps(size_t size, int quick)
-{
-	uint8_t *a = malloc(size), *b = malloc(size);
-	size_t total = quick ? (256u << 20) : (2048ull << 20);
-	int n = (int)(total / size);
-	uint64_t t0;
-
-	if (a == NULL || b == NULL) {
-		free(a);
-		free(b);
-		return 0;
-	}
-	memset(a, 1, size);
-	memset(b, 2, size);
-	memcpy(b, a, size);
-	t0 = now_ns();
-	for (int i = 0; i < (n ? n : 1); i++) {
-		a[i % size] = (uint8_t)i; /* keep each copy honest */
-		memcpy(b, a, size);
-	}
-	t0 = now_ns() - t0;
-	free(a);
-	free(b);
-	return (double)size * (n ? n : 1) / (double)t0;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The median of n values (the mean of the middle two for even n). */
-static double median(const double *v, int n)
-{
-	double t[MAX_ROUNDS];
-
-	if (n <= 0)
-		return 0;
-	memcpy(t, v, (size_t)n * sizeof(*t));
-	qsort(t, (size_t)n, sizeof(*t), cmp_dbl);
-	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 /* Start the echo child for s->url and connect to it. */
@@ -390,7 +346,9 @@ int main(int argc, char **argv)
 			if (sides[t].ran && measure_rtt(&sides[t], iters) != 0)
 				ok = 0;
 		for (int k = 0; k < nsizes && ok; k++) {
-			mc[r][k] = memcpy_gbps(sizes[k], quick);
+			mc[r][k] = bench_memcpy_gbps(sizes[k],
+						     quick ? (256u << 20)
+							   : (2048ull << 20));
 			for (int t = 0; t < 2 && ok; t++)
 				if (sides[t].ran &&
 				    measure_bulk(&sides[t], big, sizes[k],
@@ -436,11 +394,11 @@ int main(int argc, char **argv)
 			rt[r] = v[1][r] > 0 ? v[2][r] / v[1][r] : 0;
 			rm[r] = v[0][r] > 0 ? v[2][r] / v[0][r] : 0;
 		}
-		med_mc[k] = median(v[0], rounds);
-		med_t[k] = median(v[1], rounds);
-		med_d[k] = median(v[2], rounds);
-		r_t[k] = median(rt, rounds);
-		r_m[k] = median(rm, rounds);
+		med_mc[k] = bench_median(v[0], rounds);
+		med_t[k] = bench_median(v[1], rounds);
+		med_d[k] = bench_median(v[2], rounds);
+		r_t[k] = bench_median(rt, rounds);
+		r_m[k] = bench_median(rm, rounds);
 	}
 	printf("transport: 64 B round trips and bulk bandwidth, TCP on "
 	       "loopback vs DPDK memif (no hugepages), one client; median "
