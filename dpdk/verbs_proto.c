@@ -147,7 +147,7 @@ static int post_cts(struct gn_vp_conn *c)
 	uint64_t half = c->p.staging_size / 2, part, n;
 
 	if (!c->in.staged) {
-		gn_vp_put64(b, (uint64_t)(uintptr_t)(c->in.buf + c->in.inl));
+		gn_vp_put64(b, (uint64_t)(uintptr_t)c->in.dst);
 		gn_vp_put32(b + 8, c->in.rkey);
 		gn_vp_put64(b + 12, rest);
 		c->in.cts_pending = false;
@@ -375,6 +375,11 @@ static bool all_done(const struct gn_vp_conn *c)
 	return c->sq_out == 0 && c->rq_out == 0;
 }
 
+void gn_vp_conn_set_owner(struct gn_vp_conn *c, const struct gn_conn *owner)
+{
+	c->owner = owner;
+}
+
 void gn_vp_conn_destroy(struct gn_vp_conn **cp)
 {
 	struct gn_vp_conn *c = cp ? *cp : NULL;
@@ -399,6 +404,8 @@ void gn_vp_conn_destroy(struct gn_vp_conn **cp)
 	if (c->in.mr != NULL)
 		c->ops->dereg_mr(c->ctx, c->in.mr);
 	gn_msg_buf_free(c->in.buf);
+	if (c->in.placed != NULL)
+		c->in.placer->unplace(c->in.placer->arg, c->in.placed);
 	if (c->stage_mr != NULL)
 		c->ops->dereg_mr(c->ctx, c->stage_mr);
 	if (c->rstage_mr != NULL)

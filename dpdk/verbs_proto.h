@@ -219,6 +219,15 @@ int gn_vp_send(struct gn_vp_conn *c, const uint8_t *env, size_t env_len,
  */
 int gn_vp_recv(struct gn_vp_conn *c, struct gn_msg *msg, int timeout_ms);
 
+/*
+ * Place payloads through `owner`'s placement (gn_conn_place(); NULL:
+ * none). It is asked at an RTS that carried the whole envelope; the peer
+ * then WRITEs the payload straight into the memory it gave, which reg_mr
+ * registers (GPU memory too, where the glue can: GPUDirect RDMA). Memory
+ * reg_mr refuses is given back and the message lands in a message buffer.
+ */
+void gn_vp_conn_set_owner(struct gn_vp_conn *c, const struct gn_conn *owner);
+
 /* 0 while healthy, else the failure's code (text in *why when non-NULL). */
 int gn_vp_conn_error(const struct gn_vp_conn *c, const char **why);
 

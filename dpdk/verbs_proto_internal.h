@@ -44,6 +44,7 @@ struct seg {
 struct gn_vp_conn {
 	const struct gn_vp_ops *ops;
 	void *ctx;
+	const struct gn_conn *owner; /* whose placement payloads take */
 	struct gn_vp_params p;
 	char peer[64];
 	int err;       /* 0, or the failure every later call returns */
@@ -80,6 +81,9 @@ struct gn_vp_conn {
 		bool staged; /* through rstage in parts: see CTS_PART */
 		uint32_t id, rkey;
 		uint8_t *buf;
+		uint8_t *dst; /* where the peer WRITEs: buf + inl, or placed */
+		void *placed; /* the payload's placed memory, or NULL */
+		const struct gn_placement *placer;
 		size_t env_len, payload_len, inl;
 		uint64_t granted, landed; /* staged: bytes offered, copied */
 		void *mr;
@@ -96,7 +100,7 @@ struct gn_vp_conn {
 	struct gn_msg *q; /* complete messages for recv: a ring */
 	size_t qhead, qn, qcap;
 	size_t qbytes; /* envelope and payload bytes queued */
-	bool said_zc, said_staged, said_rstaged;
+	bool said_zc, said_staged, said_rstaged, said_unplaced;
 };
 
 static inline void gn_vp_put32(uint8_t *b, uint32_t v)

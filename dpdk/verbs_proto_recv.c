@@ -18,8 +18,10 @@ static bool queue_full(const struct gn_vp_conn *c)
 	return c->qn >= c->p.queue_max || c->qbytes >= c->p.queue_bytes;
 }
 
+/* Queue a complete message; a placed payload (`placed`) comes with it. */
 static int enqueue(struct gn_vp_conn *c, uint8_t *buf, size_t env_len,
-		   size_t payload_len)
+		   size_t payload_len, void *placed,
+		   const struct gn_placement *placer)
 {
 	if (c->qn == c->qcap) {
 		size_t cap = c->qcap ? 2 * c->qcap : 16;
@@ -27,6 +29,8 @@ static int enqueue(struct gn_vp_conn *c, uint8_t *buf, size_t env_len,
 
 		if (q == NULL) {
 			gn_msg_buf_free(buf);
+			if (placed != NULL)
+				placer->unplace(placer->arg, placed);
 			return gn_vp_fail(
 				c, -ENOMEM,
 				"verbs: %s: no memory to queue a message",
@@ -44,8 +48,10 @@ static int enqueue(struct gn_vp_conn *c, uint8_t *buf, size_t env_len,
 		.buf = buf,
 		.env = buf,
 		.env_len = env_len,
-		.payload = buf + env_len,
+		.payload = placed ? placed : buf + env_len,
 		.payload_len = payload_len,
+		.placed = placed,
+		.placer = placer,
 	};
 	return 0;
 }
@@ -115,7 +121,7 @@ static int on_eager(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 				 c->peer, len);
 	memcpy(buf, body + GN_FRAME_HDR_SIZE, len - GN_FRAME_HDR_SIZE);
 	c->next_recv_id++;
-	return enqueue(c, buf, fh.env_len, (size_t)fh.payload_len);
+	return enqueue(c, buf, fh.env_len, (size_t)fh.payload_len, NULL, NULL);
 }
 
 /* The receiver's own staging ring, registered at its first use. */
@@ -134,6 +140,48 @@ static int rstage_setup(struct gn_vp_conn *c)
 		c->rstage_mr = NULL;
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+/*
+ * Ask the owner's placement for the payload of the arriving message, whose
+ * whole envelope `env` came inline, and register what it gives for the
+ * peer's WRITEs. 0 when placed (c->in.placed, .placer, .mr, .rkey set);
+ * else the message goes into a message buffer as usual.
+ */
+static int place(struct gn_vp_conn *c, uint32_t id, const uint8_t *env,
+		 size_t inl, const struct gn_frame_hdr *fh)
+{
+	const struct gn_placement *placer;
+	void *placed;
+	int rc;
+
+	c->in.placed = NULL;
+	if (c->owner == NULL || inl != fh->env_len || fh->payload_len == 0)
+		return -1;
+	placed = gn_conn_place(c->owner, env, inl, (size_t)fh->payload_len,
+			       &placer);
+	if (placed == NULL)
+		return -1;
+	rc = c->ops->reg_mr(c->ctx, placed, (size_t)fh->payload_len,
+			    GN_VP_ACCESS_LOCAL_WRITE |
+				    GN_VP_ACCESS_REMOTE_WRITE,
+			    &c->in.mr, &c->in.rkey);
+	if (rc != 0) {
+		if (!c->said_unplaced)
+			GN_LOG(INFO, verbs,
+			       "%s: message %u: cannot register the %llu bytes "
+			       "placed for its payload (%s); such payloads "
+			       "arrive in message buffers%s",
+			       c->peer, id, (unsigned long long)fh->payload_len,
+			       strerror(-rc), gn_vp_reg_hint(rc));
+		c->said_unplaced = true;
+		c->in.mr = NULL;
+		placer->unplace(placer->arg, placed);
+		return -1;
+	}
+	c->in.placed = placed;
+	c->in.placer = placer;
 	return 0;
 }
 
@@ -159,6 +207,8 @@ static int on_rts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 				 "inline, expected fewer than %u + %llu",
 				 c->peer, id, inl, fh.env_len,
 				 (unsigned long long)fh.payload_len);
+	if (place(c, id, body + GN_FRAME_HDR_SIZE, inl, &fh) == 0)
+		total = inl; /* the message buffer holds the envelope only */
 	c->in.buf = gn_msg_buf_alloc(total);
 	if (c->in.buf == NULL)
 		return fail_tell(c, -ENOMEM,
@@ -166,10 +216,12 @@ static int on_rts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 				 "message %u",
 				 c->peer, total, id);
 	memcpy(c->in.buf, body + GN_FRAME_HDR_SIZE, inl);
-	rc = c->ops->reg_mr(c->ctx, c->in.buf + inl, total - inl,
-			    GN_VP_ACCESS_LOCAL_WRITE |
-				    GN_VP_ACCESS_REMOTE_WRITE,
-			    &c->in.mr, &c->in.rkey);
+	c->in.dst = c->in.placed ? c->in.placed : c->in.buf + inl;
+	rc = c->in.placed ? 0
+			  : c->ops->reg_mr(c->ctx, c->in.buf + inl, total - inl,
+					   GN_VP_ACCESS_LOCAL_WRITE |
+						   GN_VP_ACCESS_REMOTE_WRITE,
+					   &c->in.mr, &c->in.rkey);
 	c->in.staged = rc != 0;
 	c->in.granted = c->in.landed = 0;
 	if (rc != 0)
@@ -356,6 +408,7 @@ static int on_msg(struct gn_vp_conn *c, const uint8_t *b, uint32_t n)
 static int on_imm(struct gn_vp_conn *c, uint32_t imm)
 {
 	uint8_t *buf;
+	void *placed;
 
 	/* Staged, a part is in flight once granted and until landed. */
 	bool waiting =
@@ -393,7 +446,10 @@ static int on_imm(struct gn_vp_conn *c, uint32_t imm)
 	c->in.active = false;
 	buf = c->in.buf;
 	c->in.buf = NULL;
-	return enqueue(c, buf, c->in.env_len, c->in.payload_len);
+	placed = c->in.placed;
+	c->in.placed = NULL;
+	return enqueue(c, buf, c->in.env_len, c->in.payload_len, placed,
+		       c->in.placer);
 }
 
 static const char *wc_what(uint32_t kind, const struct gn_vp_wc *wc)

@@ -454,6 +454,7 @@ int gn_verbs_setup(struct gn_verbs_conn *c, uint64_t deadline)
 	c->vp = gn_vp_conn_create(&gn_verbs_qp_ops, c, &p);
 	if (c->vp == NULL)
 		return gn_last_error_code();
+	gn_vp_conn_set_owner(c->vp, &c->base);
 	rc = qp_up(c, &peer, me.psn);
 	if (rc != 0)
 		return rc;

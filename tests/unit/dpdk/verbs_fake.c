@@ -98,6 +98,14 @@ static const uint8_t *readable(const struct fake_ep *e, const void *p,
 	return g ? g->alias + ((const uint8_t *)p - g->dev) : p;
 }
 
+/* Where the fake "NIC" writes into memory (fake GPU memory: its alias). */
+static uint8_t *writable(const struct fake_ep *e, uint8_t *p, size_t len)
+{
+	struct fake_gpu *g = gpu_of(e, p, len);
+
+	return g ? g->alias + (p - g->dev) : p;
+}
+
 /* Take the peer's oldest receive; NULL when none is posted. */
 bool take_recv(struct fake_ep *p, uint64_t *wr_id, uint8_t **buf, uint32_t *len)
 {
@@ -193,7 +201,7 @@ static int f_post_write(void *ctx, uint64_t wr_id, const void *buf,
 		uint8_t *rbuf = NULL;
 		uint32_t rlen = 0;
 
-		memcpy(dst, readable(e, buf, len), len);
+		memcpy(writable(p, dst, len), readable(e, buf, len), len);
 		if (with_imm) {
 			e->imm_writes++;
 			if (!take_recv(p, &rid, &rbuf, &rlen)) {

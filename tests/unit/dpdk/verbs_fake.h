@@ -73,7 +73,8 @@ struct fake_ep {
 			     QP goes to the error state (then they flush) */
 	uint64_t held[CQ_CAP];
 	size_t nheld;
-	struct fake_gpu *gpu; /* fake GPU memory this end sends from */
+	/* fake GPU memory this end sends from or receives into */
+	struct fake_gpu *gpu;
 	/* what the fake saw */
 	uint32_t last_id;
 	int id_errors, rnr, reg_failures, writes, imm_writes, sends;

@@ -241,6 +241,178 @@ static void test_gpu_copy_fails(void **state)
 	fake_gpu_fini(&g);
 }
 
+/* ---- payload placement -------------------------------------------------- */
+
+/*
+ * A placement for the receiving engine: every payload it is asked for
+ * gets memory (the fake GPU memory when `gpu` is set, else the heap); it
+ * counts what it was asked, gave and got back.
+ */
+struct placer {
+	struct fake_gpu *gpu;
+	int asked, placed, unplaced;
+	void *last;
+};
+
+static void *test_place(void *arg, const struct gn_conn *c, const uint8_t *env,
+			size_t env_len, size_t payload_len)
+{
+	struct placer *p = arg;
+
+	(void)c;
+	(void)env;
+	(void)env_len;
+	p->asked++;
+	p->placed++;
+	p->last = p->gpu ? (void *)p->gpu->dev : malloc(payload_len);
+	return p->last;
+}
+
+static void test_unplace(void *arg, void *buf)
+{
+	struct placer *p = arg;
+
+	p->unplaced++;
+	if (p->gpu == NULL || buf != p->gpu->dev)
+		free(buf);
+}
+
+static const struct gn_transport_ops owner_ops = {
+	.name = "fake", .caps = GN_TRANSPORT_CAP_GPU_MEMORY};
+
+/*
+ * A rendezvous payload whose envelope came whole in the RTS lands in the
+ * placed memory: the peer's WRITEs go there (the CTS names it), and the
+ * message hands it out as placed. A payload behind an envelope too large
+ * for the RTS, and an eager message, are not placed (not even asked).
+ */
+static void test_placement(void **state)
+{
+	struct pair *pr = pair_new(16, 16384);
+	struct placer pl = {0};
+	const struct gn_placement gp = {test_place, test_unplace, &pl};
+	struct gn_conn owner = {.ops = &owner_ops};
+	struct msg m[3];
+	struct gn_msg got;
+	void *took;
+
+	(void)state;
+	pair_start(pr);
+	gn_conn_set_placement(&owner, &gp);
+	gn_vp_conn_set_owner(pr->c[1], &owner);
+	msg_make(&m[0], 300, (3u << 20) + 77, 3, 60);
+	msg_make(&m[1], 100u << 10, (1u << 20) + 5, 2, 61); /* env written */
+	msg_make(&m[2], 200, 5000, 1, 62);		    /* eager */
+	for (int i = 0; i < 3; i++) {
+		struct job rx = {.c = pr->c[0], .send = &m[i], .nsend = 1};
+
+		job_start(&rx);
+		assert_int_equal(gn_vp_recv(pr->c[1], &got, WAIT_MS), 0);
+		assert_int_equal(job_join(&rx), 0);
+		msg_check(&m[i], &got);
+		if (i == 0) {
+			assert_int_equal(pl.placed, 1);
+			assert_non_null(got.placed);
+			assert_ptr_equal(got.payload, pl.last);
+			took = gn_msg_take_placed(&got);
+			assert_ptr_equal(took, pl.last);
+			free(took);
+		} else {
+			assert_null(got.placed);
+		}
+		gn_msg_release(&got);
+	}
+	assert_int_equal(pl.asked, 1);
+	assert_int_equal(pl.unplaced, 0);
+	/* Its registration went with the message: only the rings stay. */
+	assert_int_equal(pr->net->ep[1].nmr, 2);
+	assert_int_equal(pr->net->ep[0].violations, 0);
+	for (int i = 0; i < 3; i++)
+		msg_free(&m[i]);
+	pair_free(pr);
+}
+
+/*
+ * GPUDirect RDMA receive: the placement gives fake GPU memory (faulting on
+ * any CPU access), the fake NIC registers it and the peer's WRITEs land in
+ * it. With registration refused the memory is given back untouched and
+ * the message arrives in a message buffer. A connection torn down while
+ * a placed payload is arriving gives it back too.
+ */
+static void gpu_receive(bool direct)
+{
+	struct pair *pr = pair_new(16, 16384);
+	struct fake_gpu g;
+	struct placer pl = {.gpu = &g};
+	const struct gn_placement gp = {test_place, test_unplace, &pl};
+	struct gn_conn owner = {.ops = &owner_ops};
+	struct msg m;
+	struct job tx;
+	struct gn_msg got;
+
+	pair_start(pr);
+	fake_gpu_init(&g, 4u << 20);
+	g.direct = direct;
+	pr->net->ep[1].gpu = &g;
+	gn_conn_set_placement(&owner, &gp);
+	gn_vp_conn_set_owner(pr->c[1], &owner);
+	msg_make(&m, 300, (3u << 20) + 77, 3, 70);
+	tx = (struct job){.c = pr->c[0], .send = &m, .nsend = 1};
+	job_start(&tx);
+	assert_int_equal(gn_vp_recv(pr->c[1], &got, WAIT_MS), 0);
+	assert_int_equal(job_join(&tx), 0);
+	assert_int_equal(pl.placed, 1);
+	if (direct) {
+		assert_int_equal(g.regs, 1);
+		assert_ptr_equal(got.placed, g.dev);
+		assert_ptr_equal(got.payload, g.dev);
+		assert_int_equal(got.payload_len, m.payload_len);
+		assert_memory_equal(got.env, m.env, m.env_len);
+		assert_memory_equal(g.alias, m.payload, m.payload_len);
+		assert_int_equal(pl.unplaced, 0);
+	} else {
+		assert_int_equal(g.refused, 1);
+		assert_int_equal(pl.unplaced, 1);
+		assert_null(got.placed);
+		msg_check(&m, &got);
+		for (size_t i = 0; i < m.payload_len; i += 4096)
+			assert_int_equal(g.alias[i], 0);
+	}
+	gn_msg_release(&got);
+	assert_int_equal(pl.unplaced, 1);
+
+	if (direct) {
+		/*
+		 * Torn down after the RTS, before the payload: given back.
+		 * One thread: the sender gives up waiting for the CTS, the
+		 * receiver then takes the RTS (and the sender's ERROR).
+		 */
+		assert_int_equal(msg_send(pr->c[0], &m, 200), -ETIMEDOUT);
+		assert_int_not_equal(gn_vp_recv(pr->c[1], &got, 300), 0);
+		assert_int_equal(pl.placed, 2);
+		assert_int_equal(pl.unplaced, 1);
+		gn_vp_conn_destroy(&pr->c[1]);
+		pr->net->ep[1].dead = true;
+		assert_int_equal(pl.unplaced, 2);
+	}
+	assert_int_equal(pr->net->ep[1].violations, 0);
+	msg_free(&m);
+	pair_free(pr);
+	fake_gpu_fini(&g);
+}
+
+static void test_gpu_receive_direct(void **state)
+{
+	(void)state;
+	gpu_receive(true);
+}
+
+static void test_gpu_receive_refused(void **state)
+{
+	(void)state;
+	gpu_receive(false);
+}
+
 /* Both sides send large messages at the same moment: no deadlock. */
 static void test_simultaneous(void **state)
 {
@@ -776,6 +948,9 @@ int main(void)
 		cmocka_unit_test(test_gpu_direct),
 		cmocka_unit_test(test_gpu_staged),
 		cmocka_unit_test(test_gpu_copy_fails),
+		cmocka_unit_test(test_placement),
+		cmocka_unit_test(test_gpu_receive_direct),
+		cmocka_unit_test(test_gpu_receive_refused),
 		cmocka_unit_test(test_simultaneous),
 		cmocka_unit_test(test_credits),
 		cmocka_unit_test(test_backpressure),
