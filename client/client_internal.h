@@ -4,6 +4,8 @@
 #ifndef GN_CLIENT_INTERNAL_H
 #define GN_CLIENT_INTERNAL_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <genie/genie.h>
@@ -118,6 +120,18 @@ struct gn_session {
 	struct gn_pool *pool;
 	struct gn_registry *registry;
 	struct gn_conn *conn; /* remote target */
+	/*
+	 * A fetch's reply lands in the caller's buffer (payload placement,
+	 * transport.h): armed by fetch_remote for one request id, read by
+	 * the transport's thread under place_lock; place_given says the
+	 * buffer was handed out for it.
+	 */
+	struct gn_placement placement;
+	pthread_mutex_t place_lock;
+	void *place_dst;
+	size_t place_len;
+	uint64_t place_req;
+	bool place_given;
 	char backend_name[32];
 	/* coordinator:// target: where it is, who we are, what it gave us. */
 	struct gn_coord_conn *coord; /* open during gn_session_create() */
@@ -154,6 +168,12 @@ int gn_client_call(struct gn_session *s, int type, const ProtobufCMessage *body,
 		   const struct iovec *payload, int iovcnt, int reply_type,
 		   const ProtobufCMessageDescriptor *reply_desc,
 		   ProtobufCMessage **reply, struct gn_msg *msg);
+
+/*
+ * Have fetch replies placed in the caller's buffer (resident.c), unless
+ * $GENIE_NO_PLACEMENT is set and not empty. After the handshake.
+ */
+void gn_client_placement_init(struct gn_session *s);
 
 /* Give `t` a fresh random handle. Returns 0 or -EIO. */
 int gn_client_new_handle(struct gn_tensor *t);

@@ -17,17 +17,22 @@
 #include "pool.h"
 #include "registry.h"
 
+/* Close the session's connection, keeping its byte counts. */
+static void conn_drop(struct gn_session *s)
+{
+	s->stats.bytes_sent = s->conn->stats.bytes_sent;
+	s->stats.bytes_received = s->conn->stats.bytes_received;
+	gn_conn_close(&s->conn);
+}
+
 void gn_client_check_conn(struct gn_session *s, int rc)
 {
 	if (s->kind != GN_TARGET_REMOTE || s->conn == NULL)
 		return;
+	/* The stream is out of step or gone: stop using it. */
 	if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
-	    rc == -EBADMSG || rc == -EMSGSIZE) {
-		/* The stream is out of step or gone: stop using it. */
-		s->stats.bytes_sent = s->conn->stats.bytes_sent;
-		s->stats.bytes_received = s->conn->stats.bytes_received;
-		gn_conn_close(&s->conn);
-	}
+	    rc == -EBADMSG || rc == -EMSGSIZE)
+		conn_drop(s);
 }
 
 static int check_remote(const struct gn_session *s, const char *what)
@@ -401,6 +406,68 @@ int gn_tensor_release(struct gn_tensor *t)
 }
 
 /* DOWNLOAD from a remote runtime into dst. */
+/*
+ * Payload placement (transport.h) for fetches: the reply to the armed
+ * request, a DOWNLOAD_RESULT of exactly the expected size, is written
+ * straight into the caller's buffer. Asked on the transport's thread.
+ */
+static void *place_fetch(void *arg, const struct gn_conn *c, const uint8_t *env,
+			 size_t env_len, size_t payload_len)
+{
+	struct gn_session *s = arg;
+	Genie__Envelope *e;
+	void *dst = NULL;
+
+	pthread_mutex_lock(&s->place_lock);
+	if (s->place_dst != NULL && payload_len == s->place_len) {
+		e = (Genie__Envelope *)gn_pb_unpack(
+			&genie__envelope__descriptor, env, env_len,
+			c->limits.max_envelope);
+		if (e != NULL &&
+		    e->type == GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT &&
+		    e->request_id == s->place_req) {
+			dst = s->place_dst;
+			s->place_given = true;
+		}
+		if (e != NULL)
+			protobuf_c_message_free_unpacked(&e->base, NULL);
+	}
+	pthread_mutex_unlock(&s->place_lock);
+	return dst;
+}
+
+/* The caller's buffer: nothing to give back. */
+static void unplace_fetch(void *arg, void *buf)
+{
+	(void)arg;
+	(void)buf;
+}
+
+void gn_client_placement_init(struct gn_session *s)
+{
+	const char *off = getenv("GENIE_NO_PLACEMENT");
+
+	if (off != NULL && off[0] != '\0')
+		return;
+	s->placement = (struct gn_placement){place_fetch, unplace_fetch, s};
+	gn_conn_set_placement(s->conn, &s->placement);
+}
+
+/* Arm the placement for request `req` into dst; disarm with dst NULL. */
+static bool place_arm(struct gn_session *s, void *dst, size_t len, uint64_t req)
+{
+	bool given;
+
+	pthread_mutex_lock(&s->place_lock);
+	given = s->place_given;
+	s->place_dst = dst;
+	s->place_len = len;
+	s->place_req = req;
+	s->place_given = false;
+	pthread_mutex_unlock(&s->place_lock);
+	return given;
+}
+
 static int fetch_remote(struct gn_tensor *t, void *dst, size_t dst_size)
 {
 	struct gn_session *s = t->session;
@@ -409,15 +476,27 @@ static int fetch_remote(struct gn_tensor *t, void *dst, size_t dst_size)
 	struct gn_tensor_meta m, tm;
 	char s1[96], s2[96];
 	struct gn_msg msg;
+	bool given;
 	int rc;
 
 	req.handle.data = t->handle;
 	req.handle.len = GN_HANDLE_SIZE;
+	/* gn_client_call numbers it next_request_id. */
+	place_arm(s, dst, dst_size, s->next_request_id);
 	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD, &req.base,
 			    NULL, 0, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT,
 			    &genie__download_result__descriptor,
 			    (ProtobufCMessage **)&res, &msg);
+	given = place_arm(s, NULL, 0, 0);
 	if (rc != 0) {
+		/*
+		 * A reply given the caller's buffer may still be landing in
+		 * it (dpdk reassembles on its own thread): close the
+		 * connection, which stops that, before the caller gets its
+		 * buffer back.
+		 */
+		if (given && s->conn != NULL)
+			conn_drop(s);
 		gn_client_check_conn(s, rc);
 		return rc;
 	}
@@ -433,8 +512,9 @@ static int fetch_remote(struct gn_tensor *t, void *dst, size_t dst_size)
 			"expected %s (%zu bytes)",
 			gn_meta_format(&m, s1, sizeof(s1)), msg.payload_len,
 			gn_meta_format(&tm, s2, sizeof(s2)), dst_size);
-	if (rc == 0 && dst_size)
+	if (rc == 0 && dst_size && msg.payload != dst)
 		memcpy(dst, msg.payload, dst_size);
+	gn_msg_take_placed(&msg); /* the caller's own buffer, when placed */
 	protobuf_c_message_free_unpacked(&res->base, NULL);
 	gn_msg_release(&msg);
 	return rc;

@@ -296,6 +296,7 @@ struct gn_session *gn_session_create(const struct gn_session_opts *user)
 		gn_error_set(-ENOMEM, "session: out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&s->place_lock, NULL);
 	s->timeout_ms = opts.timeout_ms;
 	s->passes = GN_PASS_ALL;
 	s->fold_bytes = 64 * 1024;
@@ -346,6 +347,7 @@ struct gn_session *gn_session_create(const struct gn_session_opts *user)
 	rc = handshake(s, opts.name ? opts.name : "genie-client");
 	if (rc != 0)
 		goto fail;
+	gn_client_placement_init(s);
 	/*
 	 * The coordinator serves a bounded number of connections and does not
 	 * tie sessions to them: hang up now, say goodbye on a fresh one.
@@ -388,6 +390,7 @@ void gn_session_destroy(struct gn_session **sp)
 	/* A local session's resident tensors go before their backend. */
 	gn_registry_destroy(&s->registry);
 	gn_pool_destroy(&s->pool);
+	pthread_mutex_destroy(&s->place_lock);
 	gn_backend_close(&s->backend);
 	gn_arena_destroy(&s->arena);
 	free(s);

@@ -623,6 +623,79 @@ static void expect_relu_of(struct gn_tensor *t, const float *v)
  * pinned one always survives; what can never fit is refused with -ENOMEM
  * naming the limit, and the runtime goes on serving.
  */
+/*
+ * Fetches are written straight into the caller's buffer (the session's
+ * payload placement, seen through a counting wrapper): one placement per
+ * fetch, bit-exact, none for a refused fetch (whose connection stays);
+ * with GENIE_NO_PLACEMENT set a session places nothing.
+ */
+struct fetch_count {
+	const struct gn_placement *inner;
+	int given;
+	void *last;
+};
+
+static void *count_place(void *arg, const struct gn_conn *c, const uint8_t *env,
+			 size_t env_len, size_t len)
+{
+	struct fetch_count *fc = arg;
+	void *p = fc->inner->place(fc->inner->arg, c, env, env_len, len);
+
+	if (p != NULL) {
+		fc->given++;
+		fc->last = p;
+	}
+	return p;
+}
+
+static void count_unplace(void *arg, void *buf)
+{
+	struct fetch_count *fc = arg;
+
+	fc->inner->unplace(fc->inner->arg, buf);
+}
+
+static void test_fetch_in_place(void **state)
+{
+	static float v[CHUNK], back[CHUNK];
+	struct gn_session *s = open_session(g_rt.url);
+	struct fetch_count fc = {&s->placement, 0, NULL};
+	const struct gn_placement wrap = {count_place, count_unplace, &fc};
+	struct gn_tensor *t = chunk(s, v, 21), *u = chunk(s, v, 22);
+
+	(void)state;
+	assert_non_null(s->placement.place);
+	gn_conn_set_placement(s->conn, &wrap);
+	assert_int_equal(gn_tensor_make_resident(t, 0), 0);
+	assert_int_equal(gn_tensor_make_resident(u, 0), 0);
+	assert_int_equal(gn_tensor_fetch(t, back, sizeof(back)), 0);
+	assert_int_equal(fc.given, 1);
+	assert_ptr_equal(fc.last, back);
+	chunk(s, v, 21); /* t's values again (u's overwrote v) */
+	assert_memory_equal(back, v, sizeof(back));
+	/* Refused (a handle the runtime never issued): no placement, and
+	 * the session goes on. */
+	u->handle[0] ^= 1;
+	assert_int_equal(gn_tensor_fetch(u, back, sizeof(back)), -ENOENT);
+	assert_int_equal(fc.given, 1);
+	assert_non_null(s->conn);
+	assert_int_equal(gn_tensor_fetch(t, back, sizeof(back)), 0);
+	assert_int_equal(fc.given, 2);
+	assert_memory_equal(back, v, sizeof(back));
+	gn_session_destroy(&s);
+
+	setenv("GENIE_NO_PLACEMENT", "1", 1);
+	s = open_session(g_rt.url);
+	unsetenv("GENIE_NO_PLACEMENT");
+	assert_null(s->placement.place);
+	assert_null(s->conn->placement);
+	t = chunk(s, v, 23);
+	assert_int_equal(gn_tensor_make_resident(t, 0), 0);
+	assert_int_equal(gn_tensor_fetch(t, back, sizeof(back)), 0);
+	assert_memory_equal(back, v, sizeof(back));
+	gn_session_destroy(&s);
+}
+
 static void test_eviction_under_memory_limit(void **state)
 {
 	static const char *const args[] = {"--memory-limit", "1048576", NULL};
@@ -1401,6 +1474,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_handles_are_session_scoped),
 		cmocka_unit_test(test_concurrent_clients),
 		cmocka_unit_test(test_eviction_under_memory_limit),
+		cmocka_unit_test(test_fetch_in_place),
 		cmocka_unit_test(test_many_sessions_leave_nothing),
 		cmocka_unit_test(test_shared_weight_across_sessions),
 		cmocka_unit_test(test_forged_shared_upload_refused),

@@ -130,7 +130,10 @@ int gn_tensor_release(struct gn_tensor *t);
  * resident, or `dst_size` differs from gn_tensor_nbytes(); -ENOENT when the
  * target no longer holds it (evicted: `t` is no longer resident); -EPROTO
  * when the target describes it differently; connection errors as for
- * gn_tensor_make_resident().
+ * gn_tensor_make_resident(). The reply is written straight into `dst`
+ * where the transport can (unless $GENIE_NO_PLACEMENT is set), so after
+ * an error `dst` may hold part of the value; nothing writes into it once
+ * the call returned.
  */
 int gn_tensor_fetch(struct gn_tensor *t, void *dst, size_t dst_size);
 
