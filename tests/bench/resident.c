@@ -47,6 +47,7 @@
 static const char *const t_name[NT] = {"tcp", "dpdk"};
 static const char *const m_name[NM] = {"placed", "copied"};
 static const char *const d_name[ND] = {"upload", "fetch"};
+static const char *const d_plural[ND] = {"uploads", "fetches"};
 
 /* Upload `reps` tensors of n floats from v (one warm first): GB/s or -1. */
 static double uploads(struct gn_session *s, const float *v, int64_t n, int reps)
@@ -367,9 +368,9 @@ int main(int argc, char **argv)
 		mmc[k] = bench_median(v, rounds);
 	}
 	for (int d = 0; d < ND; d++) {
-		printf("%ss, genie-runtime --backend cpu, placed vs copied; "
+		printf("%s, genie-runtime --backend cpu, placed vs copied; "
 		       "median of %d round%s, GB/s\n",
-		       d_name[d], rounds, rounds > 1 ? "s" : "");
+		       d_plural[d], rounds, rounds > 1 ? "s" : "");
 		printf("%-10s %9s %9s %7s %9s %9s %7s %9s\n", "size", "tcp pl",
 		       "tcp cp", "ratio", "dpdk pl", "dpdk cp", "ratio",
 		       "memcpy");
