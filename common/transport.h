@@ -56,7 +56,8 @@ struct gn_transport_stats {
  * Payload placement: the receiver says where a message's payload is to
  * land, from its envelope, before the payload is read, so that a tensor
  * is written once, into its final memory (the runtime: a block of its
- * backend's pool), instead of into a message buffer and copied again.
+ * backend's pool; a client: the caller's buffer), instead of into a
+ * message buffer and copied again.
  *
  * place() returns payload_len bytes of memory for the message whose
  * envelope it is shown, or NULL to decline (the payload then goes into
@@ -249,8 +250,8 @@ int gn_conn_send(struct gn_conn *c, const uint8_t *env, size_t env_len,
 int gn_conn_takes_gpu_memory(const struct gn_conn *c);
 /*
  * Have c's payloads placed by `p` (NULL: no more), which must stay valid
- * until the connection is closed. Set it before the first recv: messages
- * already on their way may arrive in message buffers.
+ * until the connection is closed. Any time: messages already arriving
+ * when it is set land in message buffers.
  */
 void gn_conn_set_placement(struct gn_conn *c, const struct gn_placement *p);
 /*

@@ -633,18 +633,24 @@ static void test_clean_link(void **state)
 	transfer(&fo, 2, 4u << 20, 10000000000ull, 1, 1, 15);
 }
 
+/* A link with 5% loss, 5% reordering and 2% duplicates. */
+static void lossy(struct gn_fault_opts *fo, uint64_t seed)
+{
+	gn_fault_opts_init(fo, sizeof(*fo));
+	fo->seed = seed;
+	fo->delay_ns = 20000;
+	fo->drop = 0.05;
+	fo->reorder = 0.05;
+	fo->dup = 0.02;
+}
+
 /* Scattered pieces under loss, reordering, duplication, late tx_done. */
 static void test_pieces_under_loss(void **state)
 {
 	struct gn_fault_opts fo;
 
 	(void)state;
-	gn_fault_opts_init(&fo, sizeof(fo));
-	fo.seed = 21;
-	fo.delay_ns = 20000;
-	fo.drop = 0.05;
-	fo.reorder = 0.05;
-	fo.dup = 0.02;
+	lossy(&fo, 21);
 	transfer(&fo, 6, 1u << 20, 120000000000ull, 1, 1, 9);
 }
 
@@ -654,12 +660,7 @@ static void test_split_under_loss(void **state)
 	struct gn_fault_opts fo;
 
 	(void)state;
-	gn_fault_opts_init(&fo, sizeof(fo));
-	fo.seed = 33;
-	fo.delay_ns = 20000;
-	fo.drop = 0.05;
-	fo.reorder = 0.05;
-	fo.dup = 0.02;
+	lossy(&fo, 33);
 	g_split = 1000; /* inside the first packet */
 	transfer(&fo, 4, 1u << 20, 120000000000ull, 0, 1, 0);
 	g_split = 3u * (1514 - GN_REL_FRAME_HDR); /* on a packet boundary */
