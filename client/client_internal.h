@@ -121,15 +121,16 @@ struct gn_session {
 	struct gn_registry *registry;
 	struct gn_conn *conn; /* remote target */
 	/*
-	 * A fetch's reply lands in the caller's buffer (payload placement,
-	 * transport.h): armed by fetch_remote for one request id, read by
-	 * the transport's thread under place_lock; place_given says the
-	 * buffer was handed out for it.
+	 * Payload placement (transport.h) of one awaited reply: armed for a
+	 * request id and reply type (gn_client_place_arm), read by the
+	 * transport's thread under place_lock; place_given says memory was
+	 * handed out for it.
 	 */
 	struct gn_placement placement;
 	pthread_mutex_t place_lock;
-	void *place_dst;
-	size_t place_len;
+	int place_type;	  /* the reply's genie.MsgType; 0: not armed */
+	void *place_dst;  /* NULL: a block of the session's arena */
+	size_t place_len; /* 0: any */
 	uint64_t place_req;
 	bool place_given;
 	char backend_name[32];
@@ -170,10 +171,22 @@ int gn_client_call(struct gn_session *s, int type, const ProtobufCMessage *body,
 		   ProtobufCMessage **reply, struct gn_msg *msg);
 
 /*
- * Have fetch replies placed in the caller's buffer (resident.c), unless
- * $GENIE_NO_PLACEMENT is set and not empty. After the handshake.
+ * Have armed replies placed (session.c), unless $GENIE_NO_PLACEMENT is
+ * set and not empty. After the handshake.
  */
 void gn_client_placement_init(struct gn_session *s);
+
+/*
+ * Arm placement for the reply to the next request gn_client_call() sends:
+ * a reply of type `reply_type` whose payload is exactly `len` bytes goes
+ * into `dst`; with `dst` NULL, a payload of any size goes into a block of
+ * the session's arena (64-byte aligned).
+ */
+void gn_client_place_arm(struct gn_session *s, int reply_type, void *dst,
+			 size_t len);
+
+/* Disarm; true when memory was handed out for the armed reply. */
+bool gn_client_place_disarm(struct gn_session *s);
 
 /* Give `t` a fresh random handle. Returns 0 or -EIO. */
 int gn_client_new_handle(struct gn_tensor *t);

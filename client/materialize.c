@@ -117,8 +117,13 @@ static int build_graph(const struct walk *w, struct gn_tensor *const *roots,
 }
 
 /* Keep the result bytes in `t`, checking they are what was recorded. */
+/*
+ * Give `t` the value `bytes`: a copy in the session's arena, or `bytes`
+ * itself when it already lies there (`in_arena`: a placed result) at a
+ * 64-byte boundary, as arena blocks do.
+ */
 static int adopt_result(struct gn_tensor *t, const struct gn_tensor_meta *m,
-			const uint8_t *bytes, uint64_t len)
+			const uint8_t *bytes, uint64_t len, bool in_arena)
 {
 	struct gn_tensor_meta tm;
 	char s1[96], s2[96];
@@ -135,6 +140,10 @@ static int adopt_result(struct gn_tensor *t, const struct gn_tensor_meta *m,
 				    (unsigned long long)len,
 				    gn_meta_format(&tm, s2, sizeof(s2)),
 				    (unsigned long long)need);
+	if (in_arena && (uintptr_t)bytes % 64 == 0) {
+		t->data = (void *)bytes;
+		return 0;
+	}
 	dst = gn_arena_alloc(t->session->arena, need, 64);
 	if (dst == NULL)
 		return gn_last_error_code();
@@ -202,7 +211,7 @@ static int run_local(struct gn_tensor *const *ts, int nt,
 			if (ts[r]->data == NULL)
 				rc = adopt_result(ts[r], &res.metas[r],
 						  res.payload + res.offsets[r],
-						  end - res.offsets[r]);
+						  end - res.offsets[r], false);
 		}
 		s->stats.last_exec_ns = res.exec_ns;
 		gn_exec_result_fini(&res);
@@ -239,7 +248,7 @@ static int take_result(struct gn_tensor *const *ts, int nt,
 		if (ts[r]->data != NULL)
 			continue; /* the same tensor named twice */
 		rc = adopt_result(ts[r], &m, msg->payload + ref->offset,
-				  ref->length);
+				  ref->length, msg->placed != NULL);
 		if (rc != 0)
 			return rc;
 	}
@@ -339,11 +348,15 @@ static int run_remote(struct gn_tensor *const *ts, int nt, struct gn_arena *a,
 	for (whole = !plan_known(s, pbplan->fingerprint);;) {
 		req.plan = whole ? pbplan : NULL;
 		req.plan_fingerprint = whole ? 0 : pbplan->fingerprint;
+		/* The results land in the session's arena, where they stay. */
+		gn_client_place_arm(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
+				    NULL, 0);
 		rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
 				    &req.base, iov, (int)niov,
 				    GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
 				    &genie__exec_result__descriptor,
 				    (ProtobufCMessage **)&er, &msg);
+		gn_client_place_disarm(s);
 		if (rc == -ESTALE && !whole) {
 			s->stats.plans_resent++;
 			whole = 1;

@@ -406,68 +406,6 @@ int gn_tensor_release(struct gn_tensor *t)
 }
 
 /* DOWNLOAD from a remote runtime into dst. */
-/*
- * Payload placement (transport.h) for fetches: the reply to the armed
- * request, a DOWNLOAD_RESULT of exactly the expected size, is written
- * straight into the caller's buffer. Asked on the transport's thread.
- */
-static void *place_fetch(void *arg, const struct gn_conn *c, const uint8_t *env,
-			 size_t env_len, size_t payload_len)
-{
-	struct gn_session *s = arg;
-	Genie__Envelope *e;
-	void *dst = NULL;
-
-	pthread_mutex_lock(&s->place_lock);
-	if (s->place_dst != NULL && payload_len == s->place_len) {
-		e = (Genie__Envelope *)gn_pb_unpack(
-			&genie__envelope__descriptor, env, env_len,
-			c->limits.max_envelope);
-		if (e != NULL &&
-		    e->type == GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT &&
-		    e->request_id == s->place_req) {
-			dst = s->place_dst;
-			s->place_given = true;
-		}
-		if (e != NULL)
-			protobuf_c_message_free_unpacked(&e->base, NULL);
-	}
-	pthread_mutex_unlock(&s->place_lock);
-	return dst;
-}
-
-/* The caller's buffer: nothing to give back. */
-static void unplace_fetch(void *arg, void *buf)
-{
-	(void)arg;
-	(void)buf;
-}
-
-void gn_client_placement_init(struct gn_session *s)
-{
-	const char *off = getenv("GENIE_NO_PLACEMENT");
-
-	if (off != NULL && off[0] != '\0')
-		return;
-	s->placement = (struct gn_placement){place_fetch, unplace_fetch, s};
-	gn_conn_set_placement(s->conn, &s->placement);
-}
-
-/* Arm the placement for request `req` into dst; disarm with dst NULL. */
-static bool place_arm(struct gn_session *s, void *dst, size_t len, uint64_t req)
-{
-	bool given;
-
-	pthread_mutex_lock(&s->place_lock);
-	given = s->place_given;
-	s->place_dst = dst;
-	s->place_len = len;
-	s->place_req = req;
-	s->place_given = false;
-	pthread_mutex_unlock(&s->place_lock);
-	return given;
-}
-
 static int fetch_remote(struct gn_tensor *t, void *dst, size_t dst_size)
 {
 	struct gn_session *s = t->session;
@@ -481,13 +419,15 @@ static int fetch_remote(struct gn_tensor *t, void *dst, size_t dst_size)
 
 	req.handle.data = t->handle;
 	req.handle.len = GN_HANDLE_SIZE;
-	/* gn_client_call numbers it next_request_id. */
-	place_arm(s, dst, dst_size, s->next_request_id);
+	if (dst_size > 0)
+		gn_client_place_arm(s,
+				    GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT,
+				    dst, dst_size);
 	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD, &req.base,
 			    NULL, 0, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT,
 			    &genie__download_result__descriptor,
 			    (ProtobufCMessage **)&res, &msg);
-	given = place_arm(s, NULL, 0, 0);
+	given = gn_client_place_disarm(s);
 	if (rc != 0) {
 		/*
 		 * A reply given the caller's buffer may still be landing in

@@ -32,6 +32,83 @@ void gn_session_opts_init(struct gn_session_opts *opts, size_t opts_size)
 	memcpy(opts, &d, opts_size < sizeof(d) ? opts_size : sizeof(d));
 }
 
+/*
+ * Payload placement (transport.h): the armed reply, of the awaited type
+ * and request id, lands in memory chosen before it is read: the caller's
+ * buffer for a fetch, the session's arena for a plan's results. Asked on
+ * the transport's thread (dpdk's engine), while the session's own thread
+ * waits inside gn_client_call() and touches neither.
+ */
+static void *place_reply(void *arg, const struct gn_conn *c, const uint8_t *env,
+			 size_t env_len, size_t payload_len)
+{
+	struct gn_session *s = arg;
+	Genie__Envelope *e;
+	void *dst = NULL;
+
+	pthread_mutex_lock(&s->place_lock);
+	if (s->place_type != 0 &&
+	    (s->place_len == 0 || payload_len == s->place_len)) {
+		e = (Genie__Envelope *)gn_pb_unpack(
+			&genie__envelope__descriptor, env, env_len,
+			c->limits.max_envelope);
+		if (e != NULL && (int)e->type == s->place_type &&
+		    e->request_id == s->place_req)
+			dst = s->place_dst ? s->place_dst
+					   : gn_arena_alloc(s->arena,
+							    payload_len, 64);
+		if (e != NULL)
+			protobuf_c_message_free_unpacked(&e->base, NULL);
+		if (dst != NULL)
+			s->place_given = true;
+	}
+	pthread_mutex_unlock(&s->place_lock);
+	return dst;
+}
+
+/* The caller's buffer or the arena's: nothing to give back. */
+static void unplace_reply(void *arg, void *buf)
+{
+	(void)arg;
+	(void)buf;
+}
+
+void gn_client_placement_init(struct gn_session *s)
+{
+	const char *off = getenv("GENIE_NO_PLACEMENT");
+
+	if (off != NULL && off[0] != '\0')
+		return;
+	s->placement = (struct gn_placement){place_reply, unplace_reply, s};
+	gn_conn_set_placement(s->conn, &s->placement);
+}
+
+void gn_client_place_arm(struct gn_session *s, int reply_type, void *dst,
+			 size_t len)
+{
+	pthread_mutex_lock(&s->place_lock);
+	/* A buffer of no bytes takes nothing: not armed. */
+	s->place_type = dst != NULL && len == 0 ? 0 : reply_type;
+	s->place_dst = dst;
+	s->place_len = dst ? len : 0;
+	s->place_req = s->next_request_id; /* what gn_client_call sends */
+	s->place_given = false;
+	pthread_mutex_unlock(&s->place_lock);
+}
+
+bool gn_client_place_disarm(struct gn_session *s)
+{
+	bool given;
+
+	pthread_mutex_lock(&s->place_lock);
+	given = s->place_given;
+	s->place_type = 0;
+	s->place_dst = NULL;
+	s->place_given = false;
+	pthread_mutex_unlock(&s->place_lock);
+	return given;
+}
+
 int gn_client_call(struct gn_session *s, int type, const ProtobufCMessage *body,
 		   const struct iovec *payload, int iovcnt, int reply_type,
 		   const ProtobufCMessageDescriptor *reply_desc,

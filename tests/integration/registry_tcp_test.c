@@ -624,10 +624,11 @@ static void expect_relu_of(struct gn_tensor *t, const float *v)
  * naming the limit, and the runtime goes on serving.
  */
 /*
- * Fetches are written straight into the caller's buffer (the session's
- * payload placement, seen through a counting wrapper): one placement per
- * fetch, bit-exact, none for a refused fetch (whose connection stays);
- * with GENIE_NO_PLACEMENT set a session places nothing.
+ * Fetches are written straight into the caller's buffer and a plan's
+ * results into the session's arena (the session's payload placement,
+ * seen through a counting wrapper): one placement per reply, bit-exact,
+ * none for a refused fetch (whose connection stays); with
+ * GENIE_NO_PLACEMENT set a session places nothing.
  */
 struct fetch_count {
 	const struct gn_placement *inner;
@@ -661,7 +662,7 @@ static void test_fetch_in_place(void **state)
 	struct gn_session *s = open_session(g_rt.url);
 	struct fetch_count fc = {&s->placement, 0, NULL};
 	const struct gn_placement wrap = {count_place, count_unplace, &fc};
-	struct gn_tensor *t = chunk(s, v, 21), *u = chunk(s, v, 22);
+	struct gn_tensor *t = chunk(s, v, 21), *u = chunk(s, v, 22), *r;
 
 	(void)state;
 	assert_non_null(s->placement.place);
@@ -682,6 +683,14 @@ static void test_fetch_in_place(void **state)
 	assert_int_equal(gn_tensor_fetch(t, back, sizeof(back)), 0);
 	assert_int_equal(fc.given, 2);
 	assert_memory_equal(back, v, sizeof(back));
+	/* A plan's result lands in the session's arena and stays there: the
+	 * tensor's value is the placed block itself. */
+	r = gn_relu(t);
+	assert_int_equal(gn_tensor_to_host(r, back, sizeof(back)), 0);
+	assert_int_equal(fc.given, 3);
+	assert_ptr_equal(r->data, fc.last);
+	for (int i = 0; i < CHUNK; i++)
+		assert_true(back[i] == (v[i] > 0 ? v[i] : 0));
 	gn_session_destroy(&s);
 
 	setenv("GENIE_NO_PLACEMENT", "1", 1);
