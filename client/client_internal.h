@@ -130,7 +130,7 @@ struct gn_session {
 	pthread_mutex_t place_lock;
 	int place_type;	  /* the reply's genie.MsgType; 0: not armed */
 	void *place_dst;  /* NULL: a block of the session's arena */
-	size_t place_len; /* 0: any */
+	size_t place_len; /* the payload's exact size */
 	uint64_t place_req;
 	bool place_given;
 	char backend_name[32];
@@ -178,9 +178,9 @@ void gn_client_placement_init(struct gn_session *s);
 
 /*
  * Arm placement for the reply to the next request gn_client_call() sends:
- * a reply of type `reply_type` whose payload is exactly `len` bytes goes
- * into `dst`; with `dst` NULL, a payload of any size goes into a block of
- * the session's arena (64-byte aligned).
+ * a reply of type `reply_type` whose payload is exactly `len` bytes (not
+ * 0) goes into `dst`, or with `dst` NULL into a new block of the
+ * session's arena (64-byte aligned).
  */
 void gn_client_place_arm(struct gn_session *s, int reply_type, void *dst,
 			 size_t len);

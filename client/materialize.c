@@ -292,6 +292,25 @@ static int restore_resident(const struct gn_graph *g)
 	return 0;
 }
 
+/*
+ * The payload an ExecResult for ts will carry (the runtime lays results
+ * end to end), when each result then starts at a 64-byte boundary of a
+ * placed block and can stay there; 0 otherwise (not placed: a result
+ * copied out of a placed block would leave the block to waste in the
+ * arena).
+ */
+static uint64_t placed_len(struct gn_tensor *const *ts, int nt)
+{
+	uint64_t len = 0;
+
+	for (int r = 0; r < nt; r++) {
+		if (len % 64 != 0)
+			return 0;
+		len += gn_tensor_nbytes(ts[r]);
+	}
+	return len;
+}
+
 static int run_remote(struct gn_tensor *const *ts, int nt, struct gn_arena *a,
 		      const struct gn_graph *g, Genie__Plan *pbplan)
 {
@@ -304,6 +323,7 @@ static int run_remote(struct gn_tensor *const *ts, int nt, struct gn_arena *a,
 	uint64_t off = 0;
 	uint32_t k = 0, niov = 0, nresident = 0;
 	int restored = 0, whole, rc;
+	uint64_t out_len;
 
 	refs = gn_arena_alloc(a, (g->n + 1) * sizeof(*refs), 8);
 	refp = gn_arena_alloc(a, (g->n + 1) * sizeof(*refp), 8);
@@ -335,6 +355,7 @@ static int run_remote(struct gn_tensor *const *ts, int nt, struct gn_arena *a,
 	}
 	req.n_inputs = k;
 	req.inputs = refp;
+	out_len = placed_len(ts, nt);
 	/*
 	 * A structure this connection has sent before travels as its
 	 * fingerprint alone; if the runtime has let it go (ESTALE), send it
@@ -349,8 +370,10 @@ static int run_remote(struct gn_tensor *const *ts, int nt, struct gn_arena *a,
 		req.plan = whole ? pbplan : NULL;
 		req.plan_fingerprint = whole ? 0 : pbplan->fingerprint;
 		/* The results land in the session's arena, where they stay. */
-		gn_client_place_arm(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,
-				    NULL, 0);
+		if (out_len > 0)
+			gn_client_place_arm(
+				s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT, NULL,
+				out_len);
 		rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_EXEC_REQUEST,
 				    &req.base, iov, (int)niov,
 				    GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT,

@@ -47,8 +47,7 @@ static void *place_reply(void *arg, const struct gn_conn *c, const uint8_t *env,
 	void *dst = NULL;
 
 	pthread_mutex_lock(&s->place_lock);
-	if (s->place_type != 0 &&
-	    (s->place_len == 0 || payload_len == s->place_len)) {
+	if (s->place_type != 0 && payload_len == s->place_len) {
 		e = (Genie__Envelope *)gn_pb_unpack(
 			&genie__envelope__descriptor, env, env_len,
 			c->limits.max_envelope);
@@ -87,10 +86,10 @@ void gn_client_place_arm(struct gn_session *s, int reply_type, void *dst,
 			 size_t len)
 {
 	pthread_mutex_lock(&s->place_lock);
-	/* A buffer of no bytes takes nothing: not armed. */
-	s->place_type = dst != NULL && len == 0 ? 0 : reply_type;
+	/* A payload of no bytes takes nothing: not armed. */
+	s->place_type = len == 0 ? 0 : reply_type;
 	s->place_dst = dst;
-	s->place_len = dst ? len : 0;
+	s->place_len = len;
 	s->place_req = s->next_request_id; /* what gn_client_call sends */
 	s->place_given = false;
 	pthread_mutex_unlock(&s->place_lock);
