@@ -43,23 +43,17 @@ static void *place_reply(void *arg, const struct gn_conn *c, const uint8_t *env,
 			 size_t env_len, size_t payload_len)
 {
 	struct gn_session *s = arg;
-	Genie__Envelope *e;
+	struct gn_envelope_peek e;
 	void *dst = NULL;
 
+	(void)c;
 	pthread_mutex_lock(&s->place_lock);
-	if (s->place_type != 0 && payload_len == s->place_len) {
-		e = (Genie__Envelope *)gn_pb_unpack(
-			&genie__envelope__descriptor, env, env_len,
-			c->limits.max_envelope);
-		if (e != NULL && (int)e->type == s->place_type &&
-		    e->request_id == s->place_req)
-			dst = s->place_dst ? s->place_dst
-					   : gn_arena_alloc(s->arena,
-							    payload_len, 64);
-		if (e != NULL)
-			protobuf_c_message_free_unpacked(&e->base, NULL);
-		if (dst != NULL)
-			s->place_given = true;
+	if (s->place_type != 0 && payload_len == s->place_len &&
+	    gn_envelope_peek(env, env_len, &e) == 0 &&
+	    e.type == s->place_type && e.request_id == s->place_req) {
+		dst = s->place_dst ? s->place_dst
+				   : gn_arena_alloc(s->arena, payload_len, 64);
+		s->place_given = dst != NULL;
 	}
 	pthread_mutex_unlock(&s->place_lock);
 	return dst;

@@ -155,6 +155,66 @@ ProtobufCMessage *gn_pb_unpack(const ProtobufCMessageDescriptor *desc,
 	return m;
 }
 
+/* A base-128 varint at *p (below end); advances *p. 0 or -EBADMSG. */
+static int peek_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p == end)
+			return -EBADMSG;
+		*v |= (uint64_t)(**p & 0x7f) << shift;
+		if ((*(*p)++ & 0x80) == 0)
+			return 0;
+	}
+	return -EBADMSG;
+}
+
+int gn_envelope_peek(const uint8_t *buf, size_t len,
+		     struct gn_envelope_peek *out)
+{
+	const uint8_t *p = buf, *end = buf + len;
+
+	memset(out, 0, sizeof(*out));
+	while (p < end) {
+		uint64_t key, v;
+
+		if (peek_varint(&p, end, &key) != 0 || key >> 3 == 0)
+			return -EBADMSG; /* cut short, or field number 0 */
+		switch (key & 7) {
+		case 0: /* varint */
+			if (peek_varint(&p, end, &v) != 0)
+				return -EBADMSG;
+			if (key >> 3 == 1)
+				out->type = (int)(int32_t)v;
+			else if (key >> 3 == 3)
+				out->request_id = v;
+			break;
+		case 1: /* 64-bit */
+			if (end - p < 8)
+				return -EBADMSG;
+			p += 8;
+			break;
+		case 2: /* length-delimited */
+			if (peek_varint(&p, end, &v) != 0 ||
+			    v > (uint64_t)(end - p))
+				return -EBADMSG;
+			if (key >> 3 == 4) {
+				out->body = p;
+				out->body_len = (size_t)v;
+			}
+			p += v;
+			break;
+		case 5: /* 32-bit */
+			if (end - p < 4)
+				return -EBADMSG;
+			p += 4;
+			break;
+		default: return -EBADMSG; /* groups, or no wire type */
+		}
+	}
+	return 0;
+}
+
 int gn_envelope_pack(int type, uint64_t request_id,
 		     const ProtobufCMessage *body, uint8_t **out,
 		     size_t *out_len)

@@ -88,6 +88,25 @@ ProtobufCMessage *gn_pb_unpack(const ProtobufCMessageDescriptor *desc,
 			       const uint8_t *buf, size_t len, size_t cap);
 
 /*
+ * Read a packed genie.Envelope's type, request id and body without
+ * unpacking it (no allocation, no copy of the body): for a transport's
+ * thread deciding where a payload goes (payload placement), where a plan
+ * of hundreds of KiB in the body would otherwise be copied to learn the
+ * type. Scans the top-level fields only; the last of a repeated scalar
+ * wins, as in protobuf. *body points into buf. 0, or -EBADMSG for bytes
+ * that are no protobuf message (its fields are not checked further).
+ */
+struct gn_envelope_peek {
+	int type;
+	uint64_t request_id;
+	const uint8_t *body;
+	size_t body_len;
+};
+
+int gn_envelope_peek(const uint8_t *buf, size_t len,
+		     struct gn_envelope_peek *out);
+
+/*
  * Pack `body` into a genie.Envelope of `type` (a genie.MsgType) at the
  * current schema version. On success *out is a malloc'd buffer of *out_len
  * bytes that the caller frees. `body` may be NULL for an empty body.

@@ -476,29 +476,28 @@ void *gn_server_place(void *arg, const struct gn_conn *c, const uint8_t *env,
 {
 	struct gn_server *s = arg;
 	int host = s->backend.ops->host_memory;
-	Genie__UploadRequest *req = NULL;
+	Genie__UploadRequest *req;
+	struct gn_envelope_peek e;
 	struct gn_tensor_meta meta;
-	Genie__Envelope *e;
 	void *blk = NULL;
 
 	if (payload_len < GN_SERVER_PLACE_MIN ||
 	    (!host && !(gn_gpu_mem_enabled() && gn_conn_takes_gpu_memory(c))))
 		return NULL;
-	e = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor, env,
-					    env_len, c->limits.max_envelope);
-	if (e == NULL)
+	/* Not unpacked: an EXEC's envelope may carry a whole plan. */
+	if (gn_envelope_peek(env, env_len, &e) != 0 ||
+	    e.type != GENIE__MSG_TYPE__MSG_TYPE_UPLOAD)
 		return NULL; /* dispatch says what is wrong with it */
-	if (e->type == GENIE__MSG_TYPE__MSG_TYPE_UPLOAD)
-		req = (Genie__UploadRequest *)gn_pb_unpack(
-			&genie__upload_request__descriptor, e->body.data,
-			e->body.len, c->limits.max_envelope);
-	if (req != NULL && req->meta != NULL && (host || !req->shared) &&
+	req = (Genie__UploadRequest *)gn_pb_unpack(
+		&genie__upload_request__descriptor, e.body, e.body_len,
+		c->limits.max_envelope);
+	if (req == NULL)
+		return NULL;
+	if (req->meta != NULL && (host || !req->shared) &&
 	    gn_meta_from_pb(req->meta, &meta, "upload") == 0 &&
 	    gn_meta_nbytes(&meta) == payload_len)
 		blk = gn_pool_try_alloc(s->pool, payload_len);
-	if (req != NULL)
-		protobuf_c_message_free_unpacked(&req->base, NULL);
-	protobuf_c_message_free_unpacked(&e->base, NULL);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
 	return blk;
 }
 
