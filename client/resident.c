@@ -419,10 +419,8 @@ static int fetch_remote(struct gn_tensor *t, void *dst, size_t dst_size)
 
 	req.handle.data = t->handle;
 	req.handle.len = GN_HANDLE_SIZE;
-	if (dst_size > 0)
-		gn_client_place_arm(s,
-				    GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT,
-				    dst, dst_size);
+	gn_client_place_arm(s, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT, dst,
+			    dst_size);
 	rc = gn_client_call(s, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD, &req.base,
 			    NULL, 0, GENIE__MSG_TYPE__MSG_TYPE_DOWNLOAD_RESULT,
 			    &genie__download_result__descriptor,

@@ -190,9 +190,10 @@ int gn_envelope_peek(const uint8_t *buf, size_t len,
 				out->request_id = v;
 			break;
 		case 1: /* 64-bit */
-			if (end - p < 8)
+		case 5: /* 32-bit */
+			if (end - p < ((key & 7) == 1 ? 8 : 4))
 				return -EBADMSG;
-			p += 8;
+			p += (key & 7) == 1 ? 8 : 4;
 			break;
 		case 2: /* length-delimited */
 			if (peek_varint(&p, end, &v) != 0 ||
@@ -203,11 +204,6 @@ int gn_envelope_peek(const uint8_t *buf, size_t len,
 				out->body_len = (size_t)v;
 			}
 			p += v;
-			break;
-		case 5: /* 32-bit */
-			if (end - p < 4)
-				return -EBADMSG;
-			p += 4;
 			break;
 		default: return -EBADMSG; /* groups, or no wire type */
 		}

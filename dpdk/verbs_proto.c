@@ -147,7 +147,11 @@ static int post_cts(struct gn_vp_conn *c)
 	uint64_t half = c->p.staging_size / 2, part, n;
 
 	if (!c->in.staged) {
-		gn_vp_put64(b, (uint64_t)(uintptr_t)c->in.dst);
+		/* The peer WRITEs into the placed payload, else past inl. */
+		const void *dst =
+			c->in.placed ? c->in.placed : c->in.buf + c->in.inl;
+
+		gn_vp_put64(b, (uint64_t)(uintptr_t)dst);
 		gn_vp_put32(b + 8, c->in.rkey);
 		gn_vp_put64(b + 12, rest);
 		c->in.cts_pending = false;

@@ -81,7 +81,6 @@ struct gn_vp_conn {
 		bool staged; /* through rstage in parts: see CTS_PART */
 		uint32_t id, rkey;
 		uint8_t *buf;
-		uint8_t *dst; /* where the peer WRITEs: buf + inl, or placed */
 		void *placed; /* the payload's placed memory, or NULL */
 		const struct gn_placement *placer;
 		size_t env_len, payload_len, inl;

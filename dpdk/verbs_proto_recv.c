@@ -216,7 +216,6 @@ static int on_rts(struct gn_vp_conn *c, uint32_t id, const uint8_t *body,
 				 "message %u",
 				 c->peer, total, id);
 	memcpy(c->in.buf, body + GN_FRAME_HDR_SIZE, inl);
-	c->in.dst = c->in.placed ? c->in.placed : c->in.buf + inl;
 	rc = c->in.placed ? 0
 			  : c->ops->reg_mr(c->ctx, c->in.buf + inl, total - inl,
 					   GN_VP_ACCESS_LOCAL_WRITE |
