@@ -4,6 +4,7 @@
  * place when the backend can (host memory, or a registry tensor).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,9 +282,98 @@ static void release_operands(struct gn_backend *b, struct gn_pool *pool,
 	}
 }
 
-int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
-		const struct gn_plan *plan, const struct gn_exec_input *in,
-		size_t nin, struct gn_exec_result *res)
+/*
+ * Lay the outputs out as res's payload (struct gn_exec_result): with
+ * `lend`, outputs of GN_EXEC_LEND_MIN bytes or more that the run computed
+ * in host memory stay where they are, as pieces of their own, taken from
+ * st so that state_fini leaves them; the rest are copied into `payload`,
+ * consecutive ones as one piece. An output named twice is lent once and
+ * copied the second time.
+ */
+static int collect_outputs(struct gn_backend *b, struct gn_pool *pool,
+			   const struct gn_plan *plan, struct exec_state *st,
+			   struct gn_exec_result *res, bool lend)
+{
+	uint32_t no = plan->noutputs;
+	uint64_t copied = 0, at = 0;
+	uint8_t *lent_k = calloc(no ? no : 1, 1);
+	bool in_run = false;
+	int pieces = 0, rc = 0;
+
+	lend = lend && b->ops->host_memory;
+	res->lent_backend = b; /* what gn_exec_result_fini gives them to */
+	res->lent_pool = pool;
+	res->iov = calloc(no ? no : 1, sizeof(*res->iov));
+	res->lent = calloc(no ? no : 1, sizeof(*res->lent));
+	if (lent_k == NULL || res->iov == NULL || res->lent == NULL) {
+		free(lent_k);
+		return gn_error_set(-ENOMEM,
+				    "executor: no memory to lay out %u "
+				    "results",
+				    no);
+	}
+	/* Decide: each lent piece leaves room for one copied run after it. */
+	for (uint32_t k = 0; k < no; k++) {
+		uint32_t node = plan->outputs[k];
+		uint64_t len = gn_meta_nbytes(&res->metas[k]);
+		bool taken = false;
+
+		for (uint32_t j = 0; j < k && !taken; j++)
+			taken = lent_k[j] && plan->outputs[j] == node;
+		if (lend && !taken && st->owned[node] &&
+		    len >= GN_EXEC_LEND_MIN &&
+		    pieces + 2 <= GN_EXEC_MAX_PIECES) {
+			lent_k[k] = 1;
+			pieces++;
+			in_run = false;
+		} else if (len > 0) {
+			copied += len;
+			pieces += in_run ? 0 : 1;
+			in_run = true;
+		}
+	}
+	res->payload = malloc(copied ? copied : 1);
+	if (res->payload == NULL) {
+		free(lent_k);
+		return gn_error_set(-ENOMEM,
+				    "executor: cannot allocate %llu bytes of "
+				    "results",
+				    (unsigned long long)copied);
+	}
+	in_run = false;
+	for (uint32_t k = 0; rc == 0 && k < no; k++) {
+		uint32_t node = plan->outputs[k];
+		uint64_t len = gn_meta_nbytes(&res->metas[k]);
+		struct iovec *v = &res->iov[res->iovcnt];
+
+		if (lent_k[k]) {
+			*v = (struct iovec){st->bufs[node], len};
+			res->lent[res->nlent++] = st->bufs[node];
+			st->owned[node] = 0;
+			res->iovcnt++;
+			in_run = false;
+			continue;
+		}
+		if (len == 0)
+			continue;
+		rc = b->ops->download(b->ctx, res->payload + at, st->bufs[node],
+				      len);
+		if (in_run) {
+			v[-1].iov_len += len;
+		} else {
+			*v = (struct iovec){res->payload + at, len};
+			res->iovcnt++;
+			in_run = true;
+		}
+		at += len;
+	}
+	free(lent_k);
+	return rc;
+}
+
+static int exec_run(struct gn_backend *b, struct gn_pool *pool,
+		    const struct gn_plan *plan, const struct gn_exec_input *in,
+		    size_t nin, struct gn_exec_result *res, bool lend)
 {
 	uint64_t t0 = gn_clock_ns(), live = 0;
 	struct exec_state st = {0};
@@ -292,8 +382,8 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 	memset(res, 0, sizeof(*res));
 	res->metas = calloc(plan->noutputs, sizeof(*res->metas));
 	res->offsets = calloc(plan->noutputs, sizeof(*res->offsets));
-	res->kernels = calloc(plan->nnodes ? plan->nnodes : 1,
-			      sizeof(*res->kernels));
+	res->kernels =
+		calloc(plan->nnodes ? plan->nnodes : 1, sizeof(*res->kernels));
 	if (state_init(&st, plan) != 0 || res->metas == NULL ||
 	    res->offsets == NULL || res->kernels == NULL) {
 		rc = gn_error_set(-ENOMEM,
@@ -395,24 +485,10 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		res->offsets[k] = res->payload_len;
 		res->payload_len += gn_meta_nbytes(&res->metas[k]);
 	}
-	res->payload = malloc(res->payload_len ? res->payload_len : 1);
-	if (res->payload == NULL) {
-		rc = gn_error_set(-ENOMEM,
-				  "executor: cannot allocate %llu bytes of "
-				  "results",
-				  (unsigned long long)res->payload_len);
-		goto out;
-	}
-	rc = b->ops->sync(b->ctx);
-	for (uint32_t k = 0; rc == 0 && k < plan->noutputs; k++) {
-		uint64_t len = gn_meta_nbytes(&res->metas[k]);
-
-		if (len)
-			rc = b->ops->download(b->ctx,
-					      res->payload + res->offsets[k],
-					      st.bufs[plan->outputs[k]], len);
-	}
 	res->noutputs = plan->noutputs;
+	rc = b->ops->sync(b->ctx);
+	if (rc == 0)
+		rc = collect_outputs(b, pool, plan, &st, res, lend);
 	res->exec_ns = gn_clock_ns() - t0;
 
 out:
@@ -422,8 +498,26 @@ out:
 	return rc;
 }
 
+int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
+		const struct gn_plan *plan, const struct gn_exec_input *in,
+		size_t nin, struct gn_exec_result *res)
+{
+	return exec_run(b, pool, plan, in, nin, res, false);
+}
+
+int gn_exec_run_lend(struct gn_backend *b, struct gn_pool *pool,
+		     const struct gn_plan *plan, const struct gn_exec_input *in,
+		     size_t nin, struct gn_exec_result *res)
+{
+	return exec_run(b, pool, plan, in, nin, res, true);
+}
+
 void gn_exec_result_fini(struct gn_exec_result *res)
 {
+	for (uint32_t i = 0; i < res->nlent; i++)
+		buf_free(res->lent_backend, res->lent_pool, res->lent[i]);
+	free(res->lent);
+	free(res->iov);
 	free(res->metas);
 	free(res->offsets);
 	free(res->payload);

@@ -2,8 +2,10 @@
  * The executor: runs a validated plan on an opened backend.
  *
  * It uploads the bytes behind each input handle, runs the nodes in plan
- * order, and downloads the requested outputs into one host buffer laid out
- * output after output, ready to go back as a data-plane payload. The same
+ * order, and lays the requested outputs out output after output, ready to
+ * go back as a data-plane payload: downloaded into one host buffer, or
+ * (gn_exec_run_lend, on a host-memory backend) large ones left in the
+ * blocks they were computed in, so they go out without a copy. The same
  * function serves the runtime daemon and libgenie's in-process "local"
  * target, so local and remote runs take one code path.
  */
@@ -12,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "backend.h"
 #include "plan.h"
@@ -43,9 +46,24 @@ struct gn_exec_kernel_time {
 struct gn_exec_result {
 	uint32_t noutputs;
 	struct gn_tensor_meta *metas; /* noutputs entries */
-	uint64_t *offsets;	      /* where output i starts in payload */
+	uint64_t *offsets;	      /* where output i starts in the payload */
+	/*
+	 * The payload: payload_len bytes, output after output, sent as the
+	 * iovcnt pieces of iov in order. From gn_exec_run, one piece, all
+	 * of it copied into `payload`. From gn_exec_run_lend, each output of
+	 * GN_EXEC_LEND_MIN bytes or more that the run computed in host
+	 * memory is a piece of its own, the buffer it was computed in (lent:
+	 * `lent` holds them, and gn_exec_result_fini gives them back), and
+	 * the outputs between are copied into `payload`.
+	 */
 	uint8_t *payload;
 	uint64_t payload_len;
+	struct iovec *iov;
+	int iovcnt;
+	void **lent;
+	uint32_t nlent;
+	struct gn_backend *lent_backend;
+	struct gn_pool *lent_pool;
 	uint64_t exec_ns; /* upload + kernels + download */
 	/*
 	 * Memory of computed (non-input) values: the most alive at once,
@@ -80,7 +98,24 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		const struct gn_plan *plan, const struct gn_exec_input *in,
 		size_t nin, struct gn_exec_result *res);
 
-/* Free what a successful gn_exec_run() put in `res`. */
+/*
+ * Outputs lent by gn_exec_run_lend are at least this large (a smaller one
+ * is cheaper to copy than to send as a piece of its own), and a result has
+ * at most GN_EXEC_MAX_PIECES pieces (transports take up to 62).
+ */
+#define GN_EXEC_LEND_MIN (64u * 1024u)
+#define GN_EXEC_MAX_PIECES 32
+
+/*
+ * gn_exec_run, but large outputs computed in host memory are lent rather
+ * than copied (see struct gn_exec_result): for a caller that sends the
+ * payload and then frees the result, as the runtime does.
+ */
+int gn_exec_run_lend(struct gn_backend *b, struct gn_pool *pool,
+		     const struct gn_plan *plan, const struct gn_exec_input *in,
+		     size_t nin, struct gn_exec_result *res);
+
+/* Free what a successful gn_exec_run() put in `res`, lent buffers too. */
 void gn_exec_result_fini(struct gn_exec_result *res);
 
 #endif /* GN_RUNTIME_EXECUTOR_H */

@@ -175,13 +175,13 @@ static int run_exec(struct gn_job *job)
 		ej->in[i].data = NULL;
 		ej->in[i].len = t->bytes;
 	}
-	rc = gn_exec_run(&s->backend, s->pool, ej->plan, ej->in, ej->nin,
-			 &ej->res);
+	rc = gn_exec_run_lend(&s->backend, s->pool, ej->plan, ej->in, ej->nin,
+			      &ej->res);
 	/* Registry tensors yield to running plans: evict, then try once more.
 	 */
 	if (rc == -ENOMEM && make_room(ej) > 0)
-		rc = gn_exec_run(&s->backend, s->pool, ej->plan, ej->in,
-				 ej->nin, &ej->res);
+		rc = gn_exec_run_lend(&s->backend, s->pool, ej->plan, ej->in,
+				      ej->nin, &ej->res);
 	return rc;
 }
 
@@ -309,7 +309,6 @@ static int send_result(struct conn_slot *cs, uint64_t req_id,
 	Genie__TensorMeta *metas, **metap;
 	Genie__PayloadRef *refs, **refp;
 	int64_t(*dims)[GN_MAX_DIMS];
-	struct iovec iov;
 	int rc;
 
 	metas = calloc(res->noutputs + 1, sizeof(*metas));
@@ -336,10 +335,9 @@ static int send_result(struct conn_slot *cs, uint64_t req_id,
 	er.payload = refp;
 	er.exec_ns = res->exec_ns;
 	er.backend = (char *)cs->srv->backend.ops->name;
-	iov.iov_base = res->payload;
-	iov.iov_len = res->payload_len;
+	/* Lent outputs go from the blocks they were computed in. */
 	rc = gn_server_send(cs, GENIE__MSG_TYPE__MSG_TYPE_EXEC_RESULT, req_id,
-			    &er.base, &iov, 1);
+			    &er.base, res->iov, res->iovcnt);
 out:
 	free(dims);
 	free(refp);

@@ -17,8 +17,13 @@
  * transports), and a client process for each transport (one DPDK port
  * per process) uploads `total` bytes per size, releasing each tensor
  * after its upload, then fetches one resident tensor until `total` bytes
- * came back. The tables show each figure's median over the rounds; the
- * ratios are the medians of the rounds' own ratios.
+ * came back, then runs relu on a resident tensor and copies each result
+ * to the host (gn_tensor_to_host) until as many came back: a plan whose
+ * result the runtime sends from the block it computed it in (the
+ * executor lends its outputs) and the client places. Each result's value
+ * stays with its session, as the API keeps every tensor, so every plan's
+ * result lands in fresh client memory. The tables show each figure's median
+ * over the rounds; the ratios are the medians of the rounds' own ratios.
  *
  *   resident [--quick] [--json] [--sizes B,B...] [--total BYTES]
  *            [--rounds N] [--runtime PATH]
@@ -42,12 +47,14 @@
 #define MAX_ROUNDS 32
 #define NT 2 /* transports */
 #define NM 2 /* placed, copied */
-#define ND 2 /* upload, fetch */
+#define ND 3 /* upload, fetch, exec */
 
 static const char *const t_name[NT] = {"tcp", "dpdk"};
 static const char *const m_name[NM] = {"placed", "copied"};
-static const char *const d_name[ND] = {"upload", "fetch"};
-static const char *const d_plural[ND] = {"uploads", "fetches"};
+static const char *const d_name[ND] = {"upload", "fetch", "exec"};
+static const char *const d_plural[ND] = {
+	"uploads", "fetches",
+	"plans (relu of a resident tensor, result to host)"};
 
 /* Upload `reps` tensors of n floats from v (one warm first): GB/s or -1. */
 static double uploads(struct gn_session *s, const float *v, int64_t n, int reps)
@@ -94,8 +101,45 @@ static double fetches(struct gn_session *s, const float *v, float *out,
 }
 
 /*
+ * relu of one resident tensor of n floats (all >= 0, so the result equals
+ * them) `reps` times, each result copied to out: GB/s of results. In a
+ * session of its own, since every result's value stays with its session
+ * until the session goes.
+ */
+static double execs(const struct gn_session_opts *o, const float *v, float *out,
+		    int64_t n, int reps)
+{
+	struct gn_session *s = gn_session_create(o);
+	struct gn_tensor *x = s ? gn_tensor_from_host(s, GN_DTYPE_F32, 1, &n, v,
+						      GN_TENSOR_BORROW)
+				: NULL;
+	size_t bytes = (size_t)n * 4;
+	double t0 = 0;
+	int rc = x ? gn_tensor_make_resident(x, 0) : -ENOMEM;
+
+	for (int i = -1; i < reps && rc == 0; i++) {
+		struct gn_tensor *y;
+
+		if (i == 0)
+			t0 = bench_now();
+		y = gn_relu(x);
+		rc = y ? gn_tensor_to_host(y, out, bytes) : -ENOMEM;
+	}
+	t0 = bench_now() - t0;
+	if (rc == 0 && memcmp(out, v, bytes) != 0) {
+		fprintf(stderr, "resident: a plan's result came back wrong\n");
+		rc = -EIO;
+	}
+	if (rc != 0 && s != NULL)
+		fprintf(stderr, "resident: plans: %s\n", gn_last_error());
+	gn_session_destroy(&s);
+	return rc ? -1 : (double)bytes * reps / t0 / 1e9;
+}
+
+/*
  * The client child: upload each size until `total` bytes went, then
- * fetch until as many came back; print "SIZE UP FETCH" (GB/s) per size.
+ * fetch until as many came back, then run plans until as many came back;
+ * print "SIZE UP FETCH EXEC" (GB/s) per size.
  * Exit 0, or 1 with the error on stderr.
  */
 static int client(const char *url, const size_t *sizes, int nsizes,
@@ -138,11 +182,12 @@ static int client(const char *url, const size_t *sizes, int nsizes,
 		int reps = total / sizes[k] >= 2 ? (int)(total / sizes[k]) : 2;
 		double up = uploads(s, v, n, reps);
 		double fe = up < 0 ? -1 : fetches(s, v, out, n, reps);
+		double ex = fe < 0 ? -1 : execs(&o, v, out, n, reps);
 
-		if (up < 0 || fe < 0)
+		if (up < 0 || fe < 0 || ex < 0)
 			rc = -1;
 		else
-			printf("%zu %.4f %.4f\n", sizes[k], up, fe);
+			printf("%zu %.4f %.4f %.4f\n", sizes[k], up, fe, ex);
 	}
 	if (rc != 0)
 		fprintf(stderr, "resident: %s: %s\n", url, gn_last_error());
@@ -154,11 +199,11 @@ static int client(const char *url, const size_t *sizes, int nsizes,
 
 /*
  * Run the client child for `url` (with GENIE_NO_PLACEMENT set when
- * `copied`); its GB/s per size into up and fetch.
+ * `copied`); its GB/s per direction and size into d.
  */
 static int run_client(const char *self, const char *url, int copied,
 		      const char *sizes, const char *total, const size_t *sz,
-		      int nsizes, double *up, double *fetch)
+		      int nsizes, double (*d)[MAX_SIZES])
 {
 	char *argv[] = {(char *)self,  "--client",    (char *)url,
 			(char *)sizes, (char *)total, NULL};
@@ -179,8 +224,8 @@ static int run_client(const char *self, const char *url, int copied,
 		size_t size;
 		int used;
 
-		if (sscanf(p, "%zu %lf %lf\n%n", &size, &up[k], &fetch[k],
-			   &used) != 3 ||
+		if (sscanf(p, "%zu %lf %lf %lf\n%n", &size, &d[0][k], &d[1][k],
+			   &d[2][k], &used) != 4 ||
 		    size != sz[k]) {
 			fprintf(stderr,
 				"resident: %s: unexpected output '%s'\n", url,
@@ -246,8 +291,7 @@ static int measure(const char *self, const char *runtime, int rounds,
 			for (int t = 0; t < NT; t++)
 				if (run_client(self, t ? dpdk_url : tcp_url, m,
 					       sizes_arg, total_arg, sizes,
-					       nsizes, g[r][t][m][0],
-					       g[r][t][m][1]) != 0) {
+					       nsizes, g[r][t][m]) != 0) {
 					bench_runtime_stop(&rt);
 					return -1;
 				}
@@ -264,11 +308,14 @@ static int measure(const char *self, const char *runtime, int rounds,
 				"round %d, 64 MiB, placed / copied GB/s: "
 				"upload tcp %.3f / %.3f, dpdk %.3f / %.3f; "
 				"fetch tcp %.3f / %.3f, dpdk %.3f / %.3f; "
+				"exec tcp %.3f / %.3f, dpdk %.3f / %.3f; "
 				"memcpy %.3f\n",
 				r + 1, g[r][0][0][0][k64], g[r][0][1][0][k64],
 				g[r][1][0][0][k64], g[r][1][1][0][k64],
 				g[r][0][0][1][k64], g[r][0][1][1][k64],
 				g[r][1][0][1][k64], g[r][1][1][1][k64],
+				g[r][0][0][2][k64], g[r][0][1][2][k64],
+				g[r][1][0][2][k64], g[r][1][1][2][k64],
 				mc[r][k64]);
 	}
 	return 0;

@@ -209,6 +209,61 @@ static void test_materialize_many_outputs(void **state)
 	gn_session_destroy(&l);
 }
 
+/*
+ * Large outputs go back from the blocks the runtime computed them in (its
+ * executor lends them): more of them than one reply has pieces, a small
+ * one among them and one named twice, every value must come back right.
+ */
+static void test_materialize_large_outputs(void **state)
+{
+	enum { N = 64 * 1024, NB = 40 };
+	struct gn_session *s = open_remote();
+	struct gn_session_stats before, after;
+	struct gn_tensor *tx, *prev, *all[NB + 3];
+	float *x = malloc(N * sizeof(float)), *got = malloc(N * sizeof(float));
+	float sm[4] = {-1, 2, -3, 4}, smo[4];
+	int64_t xs[] = {N}, ss[] = {4};
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(got);
+	for (int i = 0; i < N; i++)
+		x[i] = (float)(i % 7 - 3);
+	tx = gn_tensor_from_host(s, GN_DTYPE_F32, 1, xs, x, 0);
+	all[0] = gn_relu(tx);
+	all[1] = gn_relu(gn_tensor_from_host(s, GN_DTYPE_F32, 1, ss, sm, 0));
+	prev = tx;
+	for (int k = 0; k < NB; k++) {
+		prev = gn_add(prev, tx); /* (k + 2) x */
+		all[2 + k] = prev;
+	}
+	all[NB + 2] = all[0];
+	assert_int_equal(gn_session_get_stats(s, &before), 0);
+	assert_int_equal(gn_tensor_materialize_all(all, NB + 3), 0);
+	assert_int_equal(gn_session_get_stats(s, &after), 0);
+	assert_int_equal(after.requests - before.requests, 1);
+	assert_int_equal(gn_tensor_to_host(all[0], got, N * sizeof(float)), 0);
+	for (int i = 0; i < N; i++)
+		if (got[i] != (x[i] > 0 ? x[i] : 0))
+			fail_msg("relu: element %d is %g, expected %g", i,
+				 got[i], x[i] > 0 ? x[i] : 0);
+	assert_int_equal(gn_tensor_to_host(all[1], smo, sizeof(smo)), 0);
+	assert_true(smo[0] == 0 && smo[1] == 2 && smo[2] == 0 && smo[3] == 4);
+	for (int k = 0; k < NB; k++) {
+		assert_int_equal(
+			gn_tensor_to_host(all[2 + k], got, N * sizeof(float)),
+			0);
+		for (int i = 0; i < N; i++)
+			if (got[i] != (float)(k + 2) * x[i])
+				fail_msg("output %d: element %d is %g, "
+					 "expected %g",
+					 2 + k, i, got[i], (k + 2) * x[i]);
+	}
+	gn_session_destroy(&s);
+	free(x);
+	free(got);
+}
+
 /* A raw, handshaken control connection for hand-made requests. */
 static struct gn_conn *raw_connect(void)
 {
@@ -581,6 +636,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_skeleton_numbers),
 		cmocka_unit_test(test_chained_materialize),
 		cmocka_unit_test(test_materialize_many_outputs),
+		cmocka_unit_test(test_materialize_large_outputs),
 		cmocka_unit_test(test_bad_plans_get_errors),
 		cmocka_unit_test(test_bad_frames_close_only_that_connection),
 		cmocka_unit_test(test_plan_cache),

@@ -1,7 +1,8 @@
 /*
  * The executor's buffer reuse: on a ResNet-style chain the computed
  * values alive at once stay far below the sum of all of them, and the
- * result is the same with and without a pool.
+ * result is the same with and without a pool. Lent outputs: the pieces
+ * of a lent result are the copied payload, and every lent block goes back.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include "executor.h"
 #include "frame.h"
 #include "gn_error.h"
+#include "pool.h"
 
 #define MAXN 64
 
@@ -308,11 +310,180 @@ static void test_device_falls_back_to_host(void **state)
 	gn_backend_close(&cpu);
 }
 
+/* The iov pieces of r laid end to end, compared with a copied payload. */
+static void assert_pieces_equal(const struct gn_exec_result *r,
+				const uint8_t *want, uint64_t len)
+{
+	uint64_t at = 0;
+
+	for (int i = 0; i < r->iovcnt; i++) {
+		assert_true(at + r->iov[i].iov_len <= len);
+		assert_memory_equal(r->iov[i].iov_base, want + at,
+				    r->iov[i].iov_len);
+		at += r->iov[i].iov_len;
+	}
+	assert_int_equal(at, len);
+	assert_int_equal(r->payload_len, len);
+}
+
+/* Whether p points into r's copied payload, `copied` bytes. */
+static int in_payload(const struct gn_exec_result *r, const void *p,
+		      uint64_t copied)
+{
+	const uint8_t *b = p;
+
+	return b >= r->payload && b < r->payload + copied;
+}
+
+/*
+ * gn_exec_run_lend: large computed outputs go out from the blocks they
+ * were computed in, everything else (small ones, an input passed through,
+ * the second naming of one output) is copied, the pieces laid end to end
+ * are exactly gn_exec_run's payload, and freeing the result gives every
+ * lent block back to the pool.
+ */
+static void test_lend_outputs(void **state)
+{
+	enum { BIG = 128 * 128, SMALL = 16, COPIED = (SMALL + 2 * BIG) * 4 };
+	static float xbuf[BIG], sbuf[SMALL];
+	struct gn_exec_input in[2];
+	struct gn_exec_result rc, rl;
+	struct gn_pool_stats st;
+	struct gn_backend cpu;
+	struct gn_pool *pool;
+	struct gn_plan *plan;
+	Genie__Plan pl = GENIE__PLAN__INIT;
+	struct pb p = {0};
+	uint32_t out[6];
+
+	(void)state;
+	for (size_t i = 0; i < BIG; i++)
+		xbuf[i] = (float)((int)(i % 11) - 5);
+	for (size_t i = 0; i < SMALL; i++)
+		sbuf[i] = (float)i - 8;
+	uint32_t x = add(&p, GENIE__OP_TYPE__OP_INPUT, 1, 128, 128, 1, 0, 0, 0,
+			 NULL, 0);
+	uint32_t sm = add(&p, GENIE__OP_TYPE__OP_INPUT, 1, 1, 16, 1, 0, 0, 0,
+			  NULL, 0);
+	uint32_t r1 = add(&p, GENIE__OP_TYPE__OP_RELU, 1, 128, 128, 1, x, 0, 1,
+			  NULL, 0);
+	uint32_t r2 = add(&p, GENIE__OP_TYPE__OP_ADD, 1, 128, 128, 1, x, x, 2,
+			  NULL, 0);
+	uint32_t r3 = add(&p, GENIE__OP_TYPE__OP_RELU, 1, 1, 16, 1, sm, 0, 1,
+			  NULL, 0);
+	/* Outputs: big, small, an input, the first again, another big. */
+	out[0] = r1;
+	out[1] = r3;
+	out[2] = x;
+	out[3] = r1;
+	out[4] = r2;
+	pl.schema_version = GN_SCHEMA_VERSION;
+	pl.n_nodes = p.n;
+	pl.nodes = p.np;
+	pl.n_outputs = 5;
+	pl.outputs = out;
+	if (gn_plan_decode(&pl, &plan) != 0)
+		fail_msg("decode: %s", gn_last_error());
+	in[0] = (struct gn_exec_input){
+		.handle = p.handles[x], .data = xbuf, .len = sizeof(xbuf)};
+	in[1] = (struct gn_exec_input){
+		.handle = p.handles[sm], .data = sbuf, .len = sizeof(sbuf)};
+	assert_int_equal(gn_backend_open("cpu", &cpu), 0);
+	pool = gn_pool_create(&cpu, NULL);
+	assert_int_equal(gn_exec_run(&cpu, pool, plan, in, 2, &rc), 0);
+	assert_int_equal(rc.iovcnt, 1);
+	assert_int_equal(rc.nlent, 0);
+	assert_ptr_equal(rc.iov[0].iov_base, rc.payload);
+
+	assert_int_equal(gn_exec_run_lend(&cpu, pool, plan, in, 2, &rl), 0);
+	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
+	/*
+	 * r1 lent; r3 (64 B), x (an input, not the run's) and r1's second
+	 * naming copied as one run; r2 lent: three pieces, two lent.
+	 */
+	assert_int_equal(rl.nlent, 2);
+	assert_int_equal(rl.iovcnt, 3);
+	assert_false(in_payload(&rl, rl.iov[0].iov_base, COPIED));
+	assert_ptr_equal(rl.iov[1].iov_base, rl.payload);
+	assert_int_equal(rl.iov[1].iov_len, COPIED);
+	assert_false(in_payload(&rl, rl.iov[2].iov_base, COPIED));
+	assert_ptr_equal(rl.lent[0], rl.iov[0].iov_base);
+	assert_ptr_equal(rl.lent[1], rl.iov[2].iov_base);
+	gn_pool_get_stats(pool, &st);
+	assert_int_equal(st.in_use_bytes, 2 * sizeof(xbuf));
+	gn_exec_result_fini(&rl);
+	gn_pool_get_stats(pool, &st);
+	assert_int_equal(st.in_use_bytes, 0);
+
+	/* Without a pool the lent blocks go back to the backend. */
+	assert_int_equal(gn_exec_run_lend(&cpu, NULL, plan, in, 2, &rl), 0);
+	assert_int_equal(rl.nlent, 2);
+	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
+	gn_exec_result_fini(&rl);
+	gn_exec_result_fini(&rc);
+	gn_plan_free(&plan);
+	gn_pool_destroy(&pool);
+	gn_backend_close(&cpu);
+}
+
+/* More large outputs than pieces: the rest are copied, as one run. */
+static void test_lend_caps_pieces(void **state)
+{
+	enum { BIG = 128 * 128, NOUT = 40 };
+	static float xbuf[BIG];
+	struct gn_exec_input in[1];
+	struct gn_exec_result rc, rl;
+	struct gn_backend cpu;
+	struct gn_pool *pool;
+	struct gn_plan *plan;
+	Genie__Plan pl = GENIE__PLAN__INIT;
+	struct pb p = {0};
+	uint32_t out[NOUT];
+
+	(void)state;
+	for (size_t i = 0; i < BIG; i++)
+		xbuf[i] = (float)((int)(i % 13) - 6);
+	uint32_t x = add(&p, GENIE__OP_TYPE__OP_INPUT, 1, 128, 128, 1, 0, 0, 0,
+			 NULL, 0);
+	uint32_t prev = x;
+	for (int k = 0; k < NOUT; k++) {
+		/* x + prev: every output differs from the others. */
+		prev = add(&p, GENIE__OP_TYPE__OP_ADD, 1, 128, 128, 1, x, prev,
+			   2, NULL, 0);
+		out[k] = prev;
+	}
+	pl.schema_version = GN_SCHEMA_VERSION;
+	pl.n_nodes = p.n;
+	pl.nodes = p.np;
+	pl.n_outputs = NOUT;
+	pl.outputs = out;
+	if (gn_plan_decode(&pl, &plan) != 0)
+		fail_msg("decode: %s", gn_last_error());
+	in[0] = (struct gn_exec_input){
+		.handle = p.handles[x], .data = xbuf, .len = sizeof(xbuf)};
+	assert_int_equal(gn_backend_open("cpu", &cpu), 0);
+	pool = gn_pool_create(&cpu, NULL);
+	assert_int_equal(gn_exec_run(&cpu, pool, plan, in, 1, &rc), 0);
+	assert_int_equal(gn_exec_run_lend(&cpu, pool, plan, in, 1, &rl), 0);
+	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
+	assert_int_equal(rl.iovcnt, GN_EXEC_MAX_PIECES);
+	assert_int_equal(rl.nlent, GN_EXEC_MAX_PIECES - 1);
+	assert_int_equal(rl.iov[GN_EXEC_MAX_PIECES - 1].iov_len,
+			 (uint64_t)(NOUT - (GN_EXEC_MAX_PIECES - 1)) * BIG * 4);
+	gn_exec_result_fini(&rl);
+	gn_exec_result_fini(&rc);
+	gn_plan_free(&plan);
+	gn_pool_destroy(&pool);
+	gn_backend_close(&cpu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resnet_chain_reuses_buffers),
 		cmocka_unit_test(test_device_falls_back_to_host),
+		cmocka_unit_test(test_lend_outputs),
+		cmocka_unit_test(test_lend_caps_pieces),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
