@@ -1,7 +1,8 @@
 /*
  * Plan execution (see executor.h). Each computed node gets a buffer from
  * the pool that goes back after the node's last reader; inputs are read in
- * place when the backend can (host memory, or a registry tensor).
+ * place when the backend can (host memory, or a registry tensor); lent
+ * outputs go back when the caller frees the result.
  */
 #include <errno.h>
 #include <stdbool.h>
