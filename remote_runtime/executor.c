@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "executor.h"
+#include "gpu_mem.h"
 #include "gn_error.h"
 #include "log.h"
 
@@ -284,16 +285,28 @@ static void release_operands(struct gn_backend *b, struct gn_pool *pool,
 }
 
 /*
- * Lay the outputs out as res's payload (struct gn_exec_result): with
- * `lend`, outputs of GN_EXEC_LEND_MIN bytes or more that the run computed
- * in host memory stay where they are, as pieces of their own, taken from
- * st so that state_fini leaves them; the rest are copied into `payload`,
- * consecutive ones as one piece. An output named twice is lent once and
- * copied the second time.
+ * Whether output buffer p may be lent: host memory always, CUDA device
+ * memory when the caller's transport takes it (GN_EXEC_LEND_DEVICE).
+ */
+static bool lendable(const struct gn_backend *b, const void *p, int lend)
+{
+	if (b->ops->host_memory)
+		return (lend & GN_EXEC_LEND_HOST) != 0;
+	return (lend & GN_EXEC_LEND_DEVICE) != 0 &&
+	       gn_mem_kind_of(p) == GN_MEM_CUDA;
+}
+
+/*
+ * Lay the outputs out as res's payload (struct gn_exec_result): outputs
+ * of GN_EXEC_LEND_MIN bytes or more that the run computed in memory
+ * lendable() allows stay where they are, as pieces of their own, taken
+ * from st so that state_fini leaves them; the rest are downloaded into
+ * `payload`, consecutive ones as one piece. An output named twice is lent
+ * once and copied the second time.
  */
 static int collect_outputs(struct gn_backend *b, struct gn_pool *pool,
 			   const struct gn_plan *plan, struct exec_state *st,
-			   struct gn_exec_result *res, bool lend)
+			   struct gn_exec_result *res, int lend)
 {
 	uint32_t no = plan->noutputs;
 	uint64_t copied = 0, at = 0;
@@ -301,7 +314,6 @@ static int collect_outputs(struct gn_backend *b, struct gn_pool *pool,
 	bool in_run = false;
 	int pieces = 0, rc = 0;
 
-	lend = lend && b->ops->host_memory;
 	res->lent_backend = b; /* what gn_exec_result_fini gives them to */
 	res->lent_pool = pool;
 	res->iov = calloc(no ? no : 1, sizeof(*res->iov));
@@ -323,7 +335,8 @@ static int collect_outputs(struct gn_backend *b, struct gn_pool *pool,
 			taken = lent_k[j] && plan->outputs[j] == node;
 		if (lend && !taken && st->owned[node] &&
 		    len >= GN_EXEC_LEND_MIN &&
-		    pieces + 2 <= GN_EXEC_MAX_PIECES) {
+		    pieces + 2 <= GN_EXEC_MAX_PIECES &&
+		    lendable(b, st->bufs[node], lend)) {
 			lent_k[k] = 1;
 			pieces++;
 			in_run = false;
@@ -374,7 +387,7 @@ static int collect_outputs(struct gn_backend *b, struct gn_pool *pool,
 
 static int exec_run(struct gn_backend *b, struct gn_pool *pool,
 		    const struct gn_plan *plan, const struct gn_exec_input *in,
-		    size_t nin, struct gn_exec_result *res, bool lend)
+		    size_t nin, struct gn_exec_result *res, int lend)
 {
 	uint64_t t0 = gn_clock_ns(), live = 0;
 	struct exec_state st = {0};
@@ -503,14 +516,14 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 		const struct gn_plan *plan, const struct gn_exec_input *in,
 		size_t nin, struct gn_exec_result *res)
 {
-	return exec_run(b, pool, plan, in, nin, res, false);
+	return exec_run(b, pool, plan, in, nin, res, 0);
 }
 
 int gn_exec_run_lend(struct gn_backend *b, struct gn_pool *pool,
 		     const struct gn_plan *plan, const struct gn_exec_input *in,
-		     size_t nin, struct gn_exec_result *res)
+		     size_t nin, int lend, struct gn_exec_result *res)
 {
-	return exec_run(b, pool, plan, in, nin, res, true);
+	return exec_run(b, pool, plan, in, nin, res, lend);
 }
 
 void gn_exec_result_fini(struct gn_exec_result *res)

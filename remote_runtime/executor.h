@@ -4,8 +4,8 @@
  * It uploads the bytes behind each input handle, runs the nodes in plan
  * order, and lays the requested outputs out output after output, ready to
  * go back as a data-plane payload: downloaded into one host buffer, or
- * (gn_exec_run_lend, on a host-memory backend) large ones left in the
- * blocks they were computed in, so they go out without a copy. The same
+ * (gn_exec_run_lend) large ones left in the blocks they were computed in,
+ * so they go out without a copy. The same
  * function serves the runtime daemon and libgenie's in-process "local"
  * target, so local and remote runs take one code path.
  */
@@ -51,10 +51,11 @@ struct gn_exec_result {
 	 * The payload: payload_len bytes, output after output, sent as the
 	 * iovcnt pieces of iov in order. From gn_exec_run, one piece, all
 	 * of it copied into `payload`. From gn_exec_run_lend, each output of
-	 * GN_EXEC_LEND_MIN bytes or more that the run computed in host
-	 * memory is a piece of its own, the buffer it was computed in (lent:
-	 * `lent` holds them, and gn_exec_result_fini gives them back), and
-	 * the outputs between are copied into `payload`.
+	 * GN_EXEC_LEND_MIN bytes or more that the run computed in memory the
+	 * caller said it can send (host, or device) is a piece of its own,
+	 * the buffer it was computed in (lent: `lent` holds them, and
+	 * gn_exec_result_fini gives them back), and the outputs between are
+	 * copied into `payload`.
 	 */
 	uint8_t *payload;
 	uint64_t payload_len;
@@ -107,13 +108,19 @@ int gn_exec_run(struct gn_backend *b, struct gn_pool *pool,
 #define GN_EXEC_MAX_PIECES 32
 
 /*
- * gn_exec_run, but large outputs computed in host memory are lent rather
- * than copied (see struct gn_exec_result): for a caller that sends the
- * payload and then frees the result, as the runtime does.
+ * gn_exec_run, but large outputs are lent rather than copied (see struct
+ * gn_exec_result): for a caller that sends the payload and then frees the
+ * result, as the runtime does. `lend` says which: GN_EXEC_LEND_HOST, a
+ * host-memory backend's outputs; GN_EXEC_LEND_DEVICE, outputs in CUDA
+ * device memory (gn_mem_kind_of), for a transport that takes GPU memory
+ * (verbs: GPUDirect RDMA from them). Lent device memory must go back on
+ * the thread that runs the backend: free such a result there.
  */
+#define GN_EXEC_LEND_HOST 1
+#define GN_EXEC_LEND_DEVICE 2
 int gn_exec_run_lend(struct gn_backend *b, struct gn_pool *pool,
 		     const struct gn_plan *plan, const struct gn_exec_input *in,
-		     size_t nin, struct gn_exec_result *res);
+		     size_t nin, int lend, struct gn_exec_result *res);
 
 /* Free what a successful gn_exec_run() put in `res`, lent buffers too. */
 void gn_exec_result_fini(struct gn_exec_result *res);

@@ -26,6 +26,7 @@ struct exec_job {
 	/* Per input: the registry handle to bind, or NULL (payload bytes). */
 	const uint8_t **reg;
 	size_t nexplicit; /* inputs below this came as references */
+	int lend;	  /* GN_EXEC_LEND_*: what the connection can send */
 	struct gn_exec_result res;
 };
 
@@ -176,13 +177,20 @@ static int run_exec(struct gn_job *job)
 		ej->in[i].len = t->bytes;
 	}
 	rc = gn_exec_run_lend(&s->backend, s->pool, ej->plan, ej->in, ej->nin,
-			      &ej->res);
+			      ej->lend, &ej->res);
 	/* Registry tensors yield to running plans: evict, then try once more.
 	 */
 	if (rc == -ENOMEM && make_room(ej) > 0)
 		rc = gn_exec_run_lend(&s->backend, s->pool, ej->plan, ej->in,
-				      ej->nin, &ej->res);
+				      ej->nin, ej->lend, &ej->res);
 	return rc;
+}
+
+/* Give a result's lent device blocks back (on the worker). */
+static int run_release(struct gn_job *job)
+{
+	gn_exec_result_fini(&((struct exec_job *)job)->res);
+	return 0;
 }
 
 /*
@@ -383,6 +391,9 @@ int gn_server_handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 		bind_unnamed(plan, &ej);
 	ej.plan = plan;
 	ej.session = cs->session;
+	ej.lend =
+		GN_EXEC_LEND_HOST |
+		(gn_conn_takes_gpu_memory(cs->conn) ? GN_EXEC_LEND_DEVICE : 0);
 	rc = gn_worker_call(s->worker, &ej.job);
 	if (rc != 0)
 		goto reply_error;
@@ -390,6 +401,15 @@ int gn_server_handle_exec(struct conn_slot *cs, const Genie__Envelope *env,
 	atomic_fetch_add(&s->plans, 1);
 	atomic_fetch_add(&s->exec_ns, ej.res.exec_ns);
 	gn_server_note_latency(s, &ej.res);
+	if (ej.res.nlent > 0 && !s->backend.ops->host_memory) {
+		/*
+		 * The send returned: the transport is done with the device
+		 * blocks, which go back on the worker, the backend's thread.
+		 */
+		ej.job.run = run_release;
+		ej.job.must_run = 1;
+		(void)gn_worker_call(s->worker, &ej.job);
+	}
 	goto out;
 
 reply_error:

@@ -18,6 +18,7 @@
 #include "executor.h"
 #include "frame.h"
 #include "gn_error.h"
+#include "gpu_mem.h"
 #include "pool.h"
 
 #define MAXN 64
@@ -190,16 +191,40 @@ static const char *fake_describe(void *ctx)
 	return "test device with an add kernel only";
 }
 
+/* The fake device's live blocks, for a fake driver that calls them CUDA. */
+#define FAKE_MAX 64
+static void *fake_blocks[FAKE_MAX];
+static int fake_frees;
+
 static void *fake_alloc(void *ctx, size_t size)
 {
+	void *p = malloc(size);
+
 	(void)ctx;
-	return malloc(size);
+	for (int i = 0; p != NULL && i < FAKE_MAX; i++)
+		if (fake_blocks[i] == NULL) {
+			fake_blocks[i] = p;
+			break;
+		}
+	return p;
 }
 
 static void fake_free(void *ctx, void *p)
 {
 	(void)ctx;
+	for (int i = 0; i < FAKE_MAX; i++)
+		if (fake_blocks[i] == p && p != NULL)
+			fake_blocks[i] = NULL;
+	fake_frees++;
 	free(p);
+}
+
+static enum gn_mem_kind fake_kind_of(const void *p)
+{
+	for (int i = 0; i < FAKE_MAX; i++)
+		if (fake_blocks[i] == p && p != NULL)
+			return GN_MEM_CUDA;
+	return GN_MEM_HOST;
 }
 
 static int fake_copy(void *ctx, void *dst, const void *src, size_t n)
@@ -395,7 +420,9 @@ static void test_lend_outputs(void **state)
 	assert_int_equal(rc.nlent, 0);
 	assert_ptr_equal(rc.iov[0].iov_base, rc.payload);
 
-	assert_int_equal(gn_exec_run_lend(&cpu, pool, plan, in, 2, &rl), 0);
+	assert_int_equal(gn_exec_run_lend(&cpu, pool, plan, in, 2,
+					  GN_EXEC_LEND_HOST, &rl),
+			 0);
 	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
 	/*
 	 * r1 lent; r3 (64 B), x (an input, not the run's) and r1's second
@@ -416,7 +443,9 @@ static void test_lend_outputs(void **state)
 	assert_int_equal(st.in_use_bytes, 0);
 
 	/* Without a pool the lent blocks go back to the backend. */
-	assert_int_equal(gn_exec_run_lend(&cpu, NULL, plan, in, 2, &rl), 0);
+	assert_int_equal(gn_exec_run_lend(&cpu, NULL, plan, in, 2,
+					  GN_EXEC_LEND_HOST, &rl),
+			 0);
 	assert_int_equal(rl.nlent, 2);
 	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
 	gn_exec_result_fini(&rl);
@@ -464,7 +493,9 @@ static void test_lend_caps_pieces(void **state)
 	assert_int_equal(gn_backend_open("cpu", &cpu), 0);
 	pool = gn_pool_create(&cpu, NULL);
 	assert_int_equal(gn_exec_run(&cpu, pool, plan, in, 1, &rc), 0);
-	assert_int_equal(gn_exec_run_lend(&cpu, pool, plan, in, 1, &rl), 0);
+	assert_int_equal(gn_exec_run_lend(&cpu, pool, plan, in, 1,
+					  GN_EXEC_LEND_HOST, &rl),
+			 0);
 	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
 	assert_int_equal(rl.iovcnt, GN_EXEC_MAX_PIECES);
 	assert_int_equal(rl.nlent, GN_EXEC_MAX_PIECES - 1);
@@ -477,6 +508,75 @@ static void test_lend_caps_pieces(void **state)
 	gn_backend_close(&cpu);
 }
 
+/*
+ * A device backend's outputs are lent only to a caller that can send
+ * device memory (GN_EXEC_LEND_DEVICE) and only where the driver calls
+ * them CUDA memory; lent ones go back through the backend's free.
+ */
+static void test_lend_device_outputs(void **state)
+{
+	enum { N = 128 * 128 };
+	static float xbuf[N];
+	static const struct gn_gpu_driver drv = {.kind_of = fake_kind_of};
+	struct gn_exec_input in[1];
+	struct gn_exec_result rc, rl;
+	struct gn_backend dev;
+	struct gn_plan *plan;
+	Genie__Plan pl = GENIE__PLAN__INIT;
+	struct pb p = {0};
+	uint32_t x, sum;
+	int frees;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++)
+		xbuf[i] = (float)((int)(i % 9) - 4);
+	x = add(&p, GENIE__OP_TYPE__OP_INPUT, 1, 128, 128, 1, 0, 0, 0, NULL, 0);
+	sum = add(&p, GENIE__OP_TYPE__OP_ADD, 1, 128, 128, 1, x, x, 2, NULL, 0);
+	pl.schema_version = GN_SCHEMA_VERSION;
+	pl.n_nodes = p.n;
+	pl.nodes = p.np;
+	pl.n_outputs = 1;
+	pl.outputs = &sum;
+	if (gn_plan_decode(&pl, &plan) != 0)
+		fail_msg("decode: %s", gn_last_error());
+	in[0] = (struct gn_exec_input){
+		.handle = p.handles[x], .data = xbuf, .len = sizeof(xbuf)};
+	assert_int_equal(gn_backend_open("fakedev", &dev), 0);
+	gn_gpu_mem_set_driver(&drv);
+	assert_int_equal(gn_exec_run(&dev, NULL, plan, in, 1, &rc), 0);
+	/* A transport that takes host memory only: downloaded. */
+	assert_int_equal(gn_exec_run_lend(&dev, NULL, plan, in, 1,
+					  GN_EXEC_LEND_HOST, &rl),
+			 0);
+	assert_int_equal(rl.nlent, 0);
+	assert_ptr_equal(rl.iov[0].iov_base, rl.payload);
+	gn_exec_result_fini(&rl);
+	/* One that takes device memory: lent, and freed by the backend. */
+	assert_int_equal(
+		gn_exec_run_lend(&dev, NULL, plan, in, 1,
+				 GN_EXEC_LEND_HOST | GN_EXEC_LEND_DEVICE, &rl),
+		0);
+	assert_int_equal(rl.nlent, 1);
+	assert_int_equal(rl.iovcnt, 1);
+	assert_int_equal(fake_kind_of(rl.iov[0].iov_base), GN_MEM_CUDA);
+	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
+	frees = fake_frees;
+	gn_exec_result_fini(&rl);
+	assert_int_equal(fake_frees, frees + 1);
+	/* Memory the driver does not call CUDA memory is not lent. */
+	gn_gpu_mem_set_driver(NULL);
+	assert_int_equal(
+		gn_exec_run_lend(&dev, NULL, plan, in, 1,
+				 GN_EXEC_LEND_HOST | GN_EXEC_LEND_DEVICE, &rl),
+		0);
+	assert_int_equal(rl.nlent, 0);
+	assert_pieces_equal(&rl, rc.payload, rc.payload_len);
+	gn_exec_result_fini(&rl);
+	gn_exec_result_fini(&rc);
+	gn_plan_free(&plan);
+	gn_backend_close(&dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_device_falls_back_to_host),
 		cmocka_unit_test(test_lend_outputs),
 		cmocka_unit_test(test_lend_caps_pieces),
+		cmocka_unit_test(test_lend_device_outputs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
