@@ -66,6 +66,23 @@ static uint32_t add(struct pb *p, Genie__OpType op, int64_t c, int64_t h,
 	return i;
 }
 
+/* Decode p's nodes, with these outputs, into a plan (or fail the test). */
+static struct gn_plan *make_plan(const struct pb *p, uint32_t *outputs,
+				 size_t nout)
+{
+	Genie__Plan pl = GENIE__PLAN__INIT;
+	struct gn_plan *plan;
+
+	pl.schema_version = GN_SCHEMA_VERSION;
+	pl.n_nodes = p->n;
+	pl.nodes = (Genie__Node **)p->np;
+	pl.n_outputs = nout;
+	pl.outputs = outputs;
+	if (gn_plan_decode(&pl, &plan) != 0)
+		fail_msg("decode: %s", gn_last_error());
+	return plan;
+}
+
 static void test_resnet_chain_reuses_buffers(void **state)
 {
 	static int64_t conv[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -76,7 +93,6 @@ static void test_resnet_chain_reuses_buffers(void **state)
 	struct gn_backend cpu;
 	struct gn_pool *pool;
 	struct gn_plan *plan;
-	Genie__Plan pl = GENIE__PLAN__INIT;
 	struct pb p = {0};
 	uint32_t x, w, out;
 
@@ -102,13 +118,7 @@ static void test_resnet_chain_reuses_buffers(void **state)
 			NULL, 0);
 	}
 	out = x;
-	pl.schema_version = GN_SCHEMA_VERSION;
-	pl.n_nodes = p.n;
-	pl.nodes = p.np;
-	pl.n_outputs = 1;
-	pl.outputs = &out;
-	if (gn_plan_decode(&pl, &plan) != 0)
-		fail_msg("decode: %s", gn_last_error());
+	plan = make_plan(&p, &out, 1);
 	in[0] = (struct gn_exec_input){
 		.handle = p.handles[0], .data = xbuf, .len = sizeof(xbuf)};
 	in[1] = (struct gn_exec_input){
@@ -280,7 +290,6 @@ static void test_device_falls_back_to_host(void **state)
 	struct gn_exec_input in[2];
 	struct gn_exec_result rd, rc;
 	struct gn_backend dev, cpu;
-	Genie__Plan pl = GENIE__PLAN__INIT;
 	struct gn_plan *plan;
 	struct pb p = {0};
 	uint32_t x, w, out;
@@ -302,13 +311,7 @@ static void test_device_falls_back_to_host(void **state)
 			0);
 	}
 	out = x;
-	pl.schema_version = GN_SCHEMA_VERSION;
-	pl.n_nodes = p.n;
-	pl.nodes = p.np;
-	pl.n_outputs = 1;
-	pl.outputs = &out;
-	if (gn_plan_decode(&pl, &plan) != 0)
-		fail_msg("decode: %s", gn_last_error());
+	plan = make_plan(&p, &out, 1);
 	in[0] = (struct gn_exec_input){
 		.handle = p.handles[0], .data = xbuf, .len = sizeof(xbuf)};
 	in[1] = (struct gn_exec_input){
@@ -377,7 +380,6 @@ static void test_lend_outputs(void **state)
 	struct gn_backend cpu;
 	struct gn_pool *pool;
 	struct gn_plan *plan;
-	Genie__Plan pl = GENIE__PLAN__INIT;
 	struct pb p = {0};
 	uint32_t out[6];
 
@@ -402,13 +404,7 @@ static void test_lend_outputs(void **state)
 	out[2] = x;
 	out[3] = r1;
 	out[4] = r2;
-	pl.schema_version = GN_SCHEMA_VERSION;
-	pl.n_nodes = p.n;
-	pl.nodes = p.np;
-	pl.n_outputs = 5;
-	pl.outputs = out;
-	if (gn_plan_decode(&pl, &plan) != 0)
-		fail_msg("decode: %s", gn_last_error());
+	plan = make_plan(&p, out, 5);
 	in[0] = (struct gn_exec_input){
 		.handle = p.handles[x], .data = xbuf, .len = sizeof(xbuf)};
 	in[1] = (struct gn_exec_input){
@@ -465,7 +461,6 @@ static void test_lend_caps_pieces(void **state)
 	struct gn_backend cpu;
 	struct gn_pool *pool;
 	struct gn_plan *plan;
-	Genie__Plan pl = GENIE__PLAN__INIT;
 	struct pb p = {0};
 	uint32_t out[NOUT];
 
@@ -481,13 +476,7 @@ static void test_lend_caps_pieces(void **state)
 			   2, NULL, 0);
 		out[k] = prev;
 	}
-	pl.schema_version = GN_SCHEMA_VERSION;
-	pl.n_nodes = p.n;
-	pl.nodes = p.np;
-	pl.n_outputs = NOUT;
-	pl.outputs = out;
-	if (gn_plan_decode(&pl, &plan) != 0)
-		fail_msg("decode: %s", gn_last_error());
+	plan = make_plan(&p, out, NOUT);
 	in[0] = (struct gn_exec_input){
 		.handle = p.handles[x], .data = xbuf, .len = sizeof(xbuf)};
 	assert_int_equal(gn_backend_open("cpu", &cpu), 0);
@@ -522,7 +511,6 @@ static void test_lend_device_outputs(void **state)
 	struct gn_exec_result rc, rl;
 	struct gn_backend dev;
 	struct gn_plan *plan;
-	Genie__Plan pl = GENIE__PLAN__INIT;
 	struct pb p = {0};
 	uint32_t x, sum;
 	int frees;
@@ -532,13 +520,7 @@ static void test_lend_device_outputs(void **state)
 		xbuf[i] = (float)((int)(i % 9) - 4);
 	x = add(&p, GENIE__OP_TYPE__OP_INPUT, 1, 128, 128, 1, 0, 0, 0, NULL, 0);
 	sum = add(&p, GENIE__OP_TYPE__OP_ADD, 1, 128, 128, 1, x, x, 2, NULL, 0);
-	pl.schema_version = GN_SCHEMA_VERSION;
-	pl.n_nodes = p.n;
-	pl.nodes = p.np;
-	pl.n_outputs = 1;
-	pl.outputs = &sum;
-	if (gn_plan_decode(&pl, &plan) != 0)
-		fail_msg("decode: %s", gn_last_error());
+	plan = make_plan(&p, &sum, 1);
 	in[0] = (struct gn_exec_input){
 		.handle = p.handles[x], .data = xbuf, .len = sizeof(xbuf)};
 	assert_int_equal(gn_backend_open("fakedev", &dev), 0);
