@@ -4,7 +4,8 @@
  * numbers that come back must equal plain loops computed here. Then the
  * runtime is fed bad plans and bad bytes: each bad request gets a clear
  * error, each bad connection is closed, and everyone else keeps being
- * served. Finally SIGTERM must stop it cleanly.
+ * served; a client that leaves while its large result is on its way costs
+ * the runtime no memory. Finally SIGTERM must stop it cleanly.
  *
  *   skeleton_tcp_test PATH/TO/genie-runtime
  */
@@ -294,20 +295,27 @@ static struct gn_conn *raw_connect(void)
 	return c;
 }
 
-/* Send one ExecRequest: relu over a [2,2] input, with knobs to break it. */
+/*
+ * Send one ExecRequest: relu over a [rows,2] input (rows 0: [2,2] of
+ * {-1, 2, -3, 4}; else the 2 * rows floats at `in`), with knobs to break
+ * it.
+ */
 struct bad_knobs {
 	int64_t recorded_dim; /* the relu node's recorded dim 0 */
 	int drop_payload;     /* send no input bytes */
 	uint32_t operand;     /* the relu node's operand index */
+	int64_t rows;
+	const float *in;
 };
 
-static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
-				 const struct bad_knobs *k, struct gn_msg *msg)
+static void exec_send(struct gn_conn *c, uint64_t req_id,
+		      const struct bad_knobs *k)
 {
-	float in[4] = {-1, 2, -3, 4};
+	static const float small[4] = {-1, 2, -3, 4};
 	uint8_t handle[16] = {1, 2,  3,	 4,  5,	 6,  7,	 8,
 			      9, 10, 11, 12, 13, 14, 15, 16};
-	int64_t s_in[] = {2, 2}, s_out[] = {k->recorded_dim, 2};
+	int64_t rows = k->rows ? k->rows : 2;
+	int64_t s_in[] = {rows, 2}, s_out[] = {k->recorded_dim, 2};
 	Genie__TensorMeta m_in = GENIE__TENSOR_META__INIT, m_out = m_in;
 	Genie__Node n0 = GENIE__NODE__INIT, n1 = GENIE__NODE__INIT;
 	Genie__Node *nodes[] = {&n0, &n1};
@@ -315,10 +323,10 @@ static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
 	Genie__Plan plan = GENIE__PLAN__INIT;
 	Genie__PayloadRef ref = GENIE__PAYLOAD_REF__INIT, *refs[] = {&ref};
 	Genie__ExecRequest req = GENIE__EXEC_REQUEST__INIT;
-	struct iovec iov = {in, sizeof(in)};
+	struct iovec iov = {(void *)(k->rows ? k->in : small),
+			    (size_t)rows * 2 * sizeof(float)};
 	uint8_t *buf;
 	size_t len;
-	Genie__Envelope *env;
 
 	m_in.dtype = m_out.dtype = GENIE__DTYPE__DTYPE_F32;
 	m_in.n_shape = m_out.n_shape = 2;
@@ -339,7 +347,7 @@ static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
 	plan.outputs = outputs;
 	ref.handle.data = handle;
 	ref.handle.len = sizeof(handle);
-	ref.length = sizeof(in);
+	ref.length = iov.iov_len;
 	req.plan = &plan;
 	req.n_inputs = k->drop_payload ? 0 : 1;
 	req.inputs = refs;
@@ -351,6 +359,15 @@ static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
 		gn_conn_send(c, buf, len, &iov, k->drop_payload ? 0 : 1, 5000),
 		0);
 	free(buf);
+}
+
+/* exec_send, then the reply's envelope (its message in *msg). */
+static Genie__Envelope *exec_raw(struct gn_conn *c, uint64_t req_id,
+				 const struct bad_knobs *k, struct gn_msg *msg)
+{
+	Genie__Envelope *env;
+
+	exec_send(c, req_id, k);
 	assert_int_equal(gn_conn_recv(c, msg, 5000), 0);
 	env = (Genie__Envelope *)gn_pb_unpack(&genie__envelope__descriptor,
 					      msg->env, msg->env_len, 1 << 20);
@@ -500,7 +517,8 @@ static void test_bad_frames_close_only_that_connection(void **state)
 	check_linear_relu(2, 2, 2);
 }
 
-static void test_telemetry_counts(void **state)
+/* The runtime's telemetry, over a connection of its own. */
+static Genie__RuntimeTelemetry *read_telemetry(void)
 {
 	Genie__Envelope *env;
 	Genie__RuntimeTelemetry *t;
@@ -509,7 +527,6 @@ static void test_telemetry_counts(void **state)
 	uint8_t *buf;
 	size_t len;
 
-	(void)state;
 	assert_int_equal(gn_envelope_pack(GENIE__MSG_TYPE__MSG_TYPE_TELEMETRY,
 					  77, NULL, &buf, &len),
 			 0);
@@ -524,6 +541,17 @@ static void test_telemetry_counts(void **state)
 		&genie__runtime_telemetry__descriptor, env->body.data,
 		env->body.len, 1 << 20);
 	assert_non_null(t);
+	protobuf_c_message_free_unpacked(&env->base, NULL);
+	gn_msg_release(&msg);
+	gn_conn_close(&c);
+	return t;
+}
+
+static void test_telemetry_counts(void **state)
+{
+	Genie__RuntimeTelemetry *t = read_telemetry();
+
+	(void)state;
 	/* The tests before this one ran 8+ plans and 3 refused ones. */
 	assert_true(t->plans_executed_total >= 8);
 	assert_true(t->plan_errors_total >= 3);
@@ -532,9 +560,62 @@ static void test_telemetry_counts(void **state)
 	assert_true(t->plan_cache_misses_total >= 1);
 	assert_string_equal(t->backend, "cpu");
 	protobuf_c_message_free_unpacked(&t->base, NULL);
-	protobuf_c_message_free_unpacked(&env->base, NULL);
-	gn_msg_release(&msg);
-	gn_conn_close(&c);
+}
+
+/*
+ * The runtime's telemetry once it has run more than `plans` plans and
+ * holds at most `pool_bytes` of its pool (10 s at most).
+ */
+static Genie__RuntimeTelemetry *settled(uint64_t plans, uint64_t pool_bytes)
+{
+	for (int i = 0;; i++) {
+		Genie__RuntimeTelemetry *t = read_telemetry();
+
+		if ((t->plans_executed_total > plans &&
+		     t->pool_in_use_bytes <= pool_bytes) ||
+		    i == 200)
+			return t;
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+		usleep(50000);
+	}
+}
+
+/*
+ * A client that goes away while its plan's 32 MiB result is on its way:
+ * the output lent to that reply goes back to the pool, and the runtime
+ * goes on serving.
+ */
+static void test_client_gone_mid_result(void **state)
+{
+	enum { ROWS = 4 << 20 }; /* [ROWS, 2] floats: 32 MiB */
+	struct bad_knobs big = {ROWS, 0, 0, ROWS, NULL};
+	Genie__RuntimeTelemetry *t;
+	struct gn_conn *c;
+	uint64_t plans, pool;
+	float *in = malloc((size_t)ROWS * 2 * sizeof(float));
+
+	(void)state;
+	assert_non_null(in);
+	for (size_t i = 0; i < (size_t)ROWS * 2; i++)
+		in[i] = (float)((int)(i % 5) - 2);
+	big.in = in;
+	t = read_telemetry();
+	plans = t->plans_executed_total;
+	pool = t->pool_in_use_bytes;
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	c = raw_connect();
+	exec_send(c, 21, &big);
+	gn_conn_close(&c); /* the result is never read */
+	t = settled(plans, pool);
+	assert_true(t->plans_executed_total > plans);
+	if (t->pool_in_use_bytes > pool)
+		fail_msg("pool: %llu bytes in use, %llu before the plan",
+			 (unsigned long long)t->pool_in_use_bytes,
+			 (unsigned long long)pool);
+	protobuf_c_message_free_unpacked(&t->base, NULL);
+	free(in);
+	/* Still serving. */
+	check_linear_relu(3, 5, 2);
 }
 
 /*
@@ -641,6 +722,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bad_frames_close_only_that_connection),
 		cmocka_unit_test(test_plan_cache),
 		cmocka_unit_test(test_telemetry_counts),
+		cmocka_unit_test(test_client_gone_mid_result),
 		cmocka_unit_test(test_memory_limit),
 	};
 
