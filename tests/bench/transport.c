@@ -11,18 +11,22 @@
  * 4 KiB to 256 MiB sent one after another, each answered with 64 bytes,
  * bytes / time (256 MiB of each size, or --total BYTES, at least two
  * messages). Single-core memcpy bandwidth on the same sizes is the
- * yardstick. Both children stay up for the whole run, which measures in
- * rounds (5, or 1 with --quick, or --rounds N): each round takes every
- * transport's round trips, then for each size memcpy, TCP and DPDK one
- * right after the other. The table shows per-size medians over the
- * rounds, each ratio the median of the rounds' own ratios, and round-trip
- * quantiles over all rounds' samples; each round's 64 MiB figures go to
- * stderr. With --json the last line holds bulk_gbytes_per_s_dpdk,
- * bulk_gbytes_per_s_tcp, memcpy_gbytes_per_s (64 MiB messages),
- * bulk_dpdk_over_tcp, bulk_dpdk_over_memcpy, rtt_p50_us_dpdk,
- * rtt_p99_us_dpdk, rtt_p50_us_tcp, rtt_p99_us_tcp.
+ * yardstick, and beside it the copy ring (copy_ring_gbps()): two threads
+ * making a memif transfer's three copies and nothing else, which is what
+ * that structure can move on this host. Both children stay up for the
+ * whole run, which measures in rounds (5, or 1 with --quick, or --rounds
+ * N): each round takes every transport's round trips, then for each size
+ * memcpy, the ring, TCP and DPDK one right after the other. The table
+ * shows per-size medians over the rounds, each ratio the median of the
+ * rounds' own ratios, and round-trip quantiles over all rounds' samples;
+ * each round's 64 MiB figures go to stderr. With --json the last line
+ * holds bulk_gbytes_per_s_dpdk, bulk_gbytes_per_s_tcp,
+ * memcpy_gbytes_per_s (64 MiB messages), bulk_dpdk_over_tcp,
+ * bulk_dpdk_over_memcpy, ring_gbytes_per_s, bulk_dpdk_over_ring,
+ * rtt_p50_us_dpdk, rtt_p99_us_dpdk, rtt_p50_us_tcp, rtt_p99_us_tcp.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +158,119 @@ static int measure_bulk(struct side *s, const uint8_t *big, size_t size,
 	return rc;
 }
 
+/*
+ * The copies of a memif transfer without the transport, as a yardstick
+ * of what this host lets that structure move: a sending thread copies
+ * each packet (a 106-byte header and up to 16,278 bytes of the message)
+ * into the next 16 KiB buffer of a 1,024-buffer ring, as net_memif's
+ * send does; a receiving thread copies the buffer into one of 32 packet
+ * buffers (net_memif's receive into an mbuf) and the payload from there
+ * into its place in the destination (rel's reassembly). The sender waits
+ * for the whole message before the next, as the transports wait for
+ * their 64-byte reply. Plain memcpy for all three copies; no protocol.
+ */
+#define RING_FRAME 16384u
+#define RING_HDR 106u
+#define RING_PAYLOAD (RING_FRAME - RING_HDR)
+#define RING_SLOTS 1024u
+#define RING_PKTBUFS 32u
+
+struct copy_ring {
+	const uint8_t *src;
+	uint8_t *dst, *slots, *pkt;
+	size_t size;
+	size_t n;	     /* messages */
+	uint64_t head, tail; /* packets written / read (atomics) */
+};
+
+static void spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void *copy_ring_receiver(void *arg)
+{
+	struct copy_ring *r = arg;
+	uint64_t t = 0;
+
+	for (size_t m = 0; m < r->n; m++)
+		for (size_t off = 0; off < r->size; off += RING_PAYLOAD, t++) {
+			size_t len = r->size - off < RING_PAYLOAD
+					     ? r->size - off
+					     : RING_PAYLOAD;
+			uint8_t *slot = r->slots +
+					(t % RING_SLOTS) * (size_t)RING_FRAME;
+			uint8_t *pkt = r->pkt +
+				       (t % RING_PKTBUFS) * (size_t)RING_FRAME;
+
+			while (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == t)
+				spin_pause();
+			memcpy(pkt, slot, RING_HDR + len);
+			memcpy(r->dst + off, pkt + RING_HDR, len);
+			__atomic_store_n(&r->tail, t + 1, __ATOMIC_RELEASE);
+		}
+	return NULL;
+}
+
+static void copy_ring_send(struct copy_ring *r, uint64_t *h)
+{
+	for (size_t off = 0; off < r->size; off += RING_PAYLOAD, (*h)++) {
+		size_t len = r->size - off < RING_PAYLOAD ? r->size - off
+							  : RING_PAYLOAD;
+		uint8_t *slot =
+			r->slots + (*h % RING_SLOTS) * (size_t)RING_FRAME;
+
+		while (*h - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >=
+		       RING_SLOTS)
+			spin_pause();
+		memset(slot, (int)(*h & 0xff), RING_HDR);
+		memcpy(slot + RING_HDR, r->src + off, len);
+		__atomic_store_n(&r->head, *h + 1, __ATOMIC_RELEASE);
+	}
+	while (__atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) != *h)
+		spin_pause();
+}
+
+/* GB/s of `size`-byte messages through the copy ring (`total` bytes). */
+static double copy_ring_gbps(const uint8_t *src, size_t size, size_t total)
+{
+	struct copy_ring r = {.src = src, .size = size};
+	pthread_t th;
+	uint64_t h = 0;
+	uint64_t t0;
+	double gbps = 0;
+
+	r.n = total / size < 2 ? 3 : total / size + 1; /* one to warm */
+	r.dst = malloc(size);
+	r.slots = malloc((size_t)RING_SLOTS * RING_FRAME);
+	r.pkt = malloc((size_t)RING_PKTBUFS * RING_FRAME);
+	if (r.dst == NULL || r.slots == NULL || r.pkt == NULL)
+		goto out;
+	memset(r.dst, 0, size);
+	memset(r.slots, 0, (size_t)RING_SLOTS * RING_FRAME);
+	memset(r.pkt, 0, (size_t)RING_PKTBUFS * RING_FRAME);
+	if (pthread_create(&th, NULL, copy_ring_receiver, &r) != 0)
+		goto out;
+	copy_ring_send(&r, &h);
+	t0 = now_ns();
+	for (size_t m = 1; m < r.n; m++)
+		copy_ring_send(&r, &h);
+	gbps = (double)size * (double)(r.n - 1) / (double)(now_ns() - t0);
+	pthread_join(th, NULL);
+	if (memcmp(r.dst, src, size) != 0) {
+		fprintf(stderr, "transport: copy ring: destination differs "
+				"from the source\n");
+		gbps = 0;
+	}
+out:
+	free(r.dst);
+	free(r.slots);
+	free(r.pkt);
+	return gbps;
+}
+
 /* Start the echo child for s->url and connect to it. */
 static int side_start(struct side *s, const char *argv0, const char *dir,
 		      int iters_total)
@@ -232,9 +349,10 @@ int main(int argc, char **argv)
 	size_t sizes[MAX_SIZES];
 	struct side sides[2] = {{.name = "tcp"}, {.name = "dpdk"}};
 	struct side *tcp = &sides[0], *dpdk = &sides[1];
-	static double mc[MAX_ROUNDS][MAX_SIZES];
+	static double mc[MAX_ROUNDS][MAX_SIZES], rg[MAX_ROUNDS][MAX_SIZES];
 	double med_mc[MAX_SIZES], med_t[MAX_SIZES], med_d[MAX_SIZES];
-	double r_t[MAX_SIZES], r_m[MAX_SIZES];
+	double med_rg[MAX_SIZES], r_t[MAX_SIZES], r_m[MAX_SIZES];
+	double r_g[MAX_SIZES];
 	char dir[] = "/tmp/genie-bench-tr-XXXXXX";
 	uint8_t *big = NULL;
 	int i64; /* index of 64 MiB, -1 when not measured */
@@ -338,8 +456,9 @@ int main(int argc, char **argv)
 	}
 	/*
 	 * Rounds: in each, the round trips of each transport, then for each
-	 * size memcpy, TCP and DPDK one after the other, so that the three
-	 * figures a ratio compares come from the same minute of the host.
+	 * size memcpy, the copy ring, TCP and DPDK one after the other, so
+	 * that the figures a ratio compares come from the same minute of the
+	 * host.
 	 */
 	for (int r = 0; r < rounds && ok; r++) {
 		for (int t = 0; t < 2 && ok; t++)
@@ -349,6 +468,7 @@ int main(int argc, char **argv)
 			mc[r][k] = bench_memcpy_gbps(sizes[k],
 						     quick ? (256u << 20)
 							   : (2048ull << 20));
+			rg[r][k] = copy_ring_gbps(big, sizes[k], total);
 			for (int t = 0; t < 2 && ok; t++)
 				if (sides[t].ran &&
 				    measure_bulk(&sides[t], big, sizes[k],
@@ -359,10 +479,11 @@ int main(int argc, char **argv)
 		if (rounds > 1)
 			fprintf(stderr,
 				"transport: round %d of %d: 64 MiB tcp %.3f "
-				"dpdk %.3f memcpy %.3f GB/s\n",
+				"dpdk %.3f memcpy %.3f ring %.3f GB/s\n",
 				r + 1, rounds, i64 < 0 ? 0 : tcp->gbps[r][i64],
 				i64 < 0 ? 0 : dpdk->gbps[r][i64],
-				i64 < 0 ? 0 : mc[r][i64]);
+				i64 < 0 ? 0 : mc[r][i64],
+				i64 < 0 ? 0 : rg[r][i64]);
 	}
 	for (int t = 0; t < 2; t++) {
 		struct side *s = &sides[t];
@@ -385,7 +506,8 @@ int main(int argc, char **argv)
 
 	/* Medians over the rounds; ratios are medians of each round's. */
 	for (int k = 0; k < nsizes; k++) {
-		double v[3][MAX_ROUNDS], rt[MAX_ROUNDS], rm[MAX_ROUNDS];
+		double v[4][MAX_ROUNDS], rt[MAX_ROUNDS], rm[MAX_ROUNDS];
+		double rr[MAX_ROUNDS];
 
 		for (int r = 0; r < rounds; r++) {
 			v[0][r] = mc[r][k];
@@ -393,12 +515,16 @@ int main(int argc, char **argv)
 			v[2][r] = dpdk->gbps[r][k];
 			rt[r] = v[1][r] > 0 ? v[2][r] / v[1][r] : 0;
 			rm[r] = v[0][r] > 0 ? v[2][r] / v[0][r] : 0;
+			v[3][r] = rg[r][k];
+			rr[r] = v[3][r] > 0 ? v[2][r] / v[3][r] : 0;
 		}
 		med_mc[k] = bench_median(v[0], rounds);
 		med_t[k] = bench_median(v[1], rounds);
 		med_d[k] = bench_median(v[2], rounds);
 		r_t[k] = bench_median(rt, rounds);
 		r_m[k] = bench_median(rm, rounds);
+		med_rg[k] = bench_median(v[3], rounds);
+		r_g[k] = bench_median(rr, rounds);
 	}
 	printf("transport: 64 B round trips and bulk bandwidth, TCP on "
 	       "loopback vs DPDK memif (no hugepages), one client; median "
@@ -409,24 +535,30 @@ int main(int argc, char **argv)
 		if (sides[t].ran)
 			printf("%-10s %12.2f %12.2f\n", sides[t].name,
 			       sides[t].rtt_p50_us, sides[t].rtt_p99_us);
-	printf("%-10s %12s %12s %12s %10s %10s\n", "size", "tcp GB/s",
-	       "dpdk GB/s", "memcpy GB/s", "dpdk/tcp", "dpdk/mcpy");
+	printf("%-10s %12s %12s %12s %12s %10s %10s %10s\n", "size", "tcp GB/s",
+	       "dpdk GB/s", "memcpy GB/s", "ring GB/s", "dpdk/tcp", "dpdk/mcpy",
+	       "dpdk/ring");
 	for (int k = 0; k < nsizes; k++)
-		printf("%-10zu %12.3f %12.3f %12.3f %10.2f %10.2f\n", sizes[k],
-		       med_t[k], med_d[k], med_mc[k], r_t[k], r_m[k]);
+		printf("%-10zu %12.3f %12.3f %12.3f %12.3f %10.2f %10.2f "
+		       "%10.2f\n",
+		       sizes[k], med_t[k], med_d[k], med_mc[k], med_rg[k],
+		       r_t[k], r_m[k], r_g[k]);
 	if (json)
 		printf("{\"quick\": %s, \"rounds\": %d, "
 		       "\"bulk_gbytes_per_s_dpdk\": %.3f, "
 		       "\"bulk_gbytes_per_s_tcp\": %.3f, "
 		       "\"memcpy_gbytes_per_s\": %.3f, "
 		       "\"bulk_dpdk_over_tcp\": %.2f, "
-		       "\"bulk_dpdk_over_memcpy\": %.2f, \"rtt_p50_us_dpdk\": "
+		       "\"bulk_dpdk_over_memcpy\": %.2f, "
+		       "\"ring_gbytes_per_s\": %.3f, "
+		       "\"bulk_dpdk_over_ring\": %.2f, \"rtt_p50_us_dpdk\": "
 		       "%.2f, \"rtt_p99_us_dpdk\": %.2f, \"rtt_p50_us_tcp\": "
 		       "%.2f, \"rtt_p99_us_tcp\": %.2f, \"ok\": true}\n",
 		       quick ? "true" : "false", rounds,
 		       i64 < 0 ? 0 : med_d[i64], i64 < 0 ? 0 : med_t[i64],
 		       i64 < 0 ? 0 : med_mc[i64], i64 < 0 ? 0 : r_t[i64],
-		       i64 < 0 ? 0 : r_m[i64], dpdk->rtt_p50_us,
+		       i64 < 0 ? 0 : r_m[i64], i64 < 0 ? 0 : med_rg[i64],
+		       i64 < 0 ? 0 : r_g[i64], dpdk->rtt_p50_us,
 		       dpdk->rtt_p99_us, tcp->rtt_p50_us, tcp->rtt_p99_us);
 	return 0;
 }
