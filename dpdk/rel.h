@@ -40,7 +40,8 @@
 #include <stdint.h>
 
 #define GN_REL_MAGIC 0x31524e47u /* "GNR1" */
-#define GN_REL_VERSION 1
+/* 2: dpdk:// messages open with a lead-in (dpdk_msg.h); 1 had none. */
+#define GN_REL_VERSION 2
 #define GN_REL_HDR_SIZE 64
 /* Ethernet (14) + IPv4 without options (20) + UDP (8) + Genie header. */
 #define GN_REL_FRAME_HDR (14 + 20 + 8 + GN_REL_HDR_SIZE)

@@ -36,8 +36,10 @@
  * arrives, and the runtime's shutdown(conn_fd) wakes recv as for TCP (a
  * spinning recv looks at the socket every millisecond).
  *
- * A message is sent as one rel message holding the usual 24-byte frame
- * header, the envelope and the payload. Payloads under SEND_ZC_MIN are
+ * A message is sent as one rel message holding a lead-in of 1 to 16 bytes
+ * (dpdk_msg.h: it lines the payload's packets up with the port's frame
+ * buffers) and the usual frame: the 24-byte header, the envelope and the
+ * payload. Payloads under SEND_ZC_MIN are
  * gathered behind the header with one copy and the send returns at once;
  * larger ones go from the caller's buffers (gn_rel_sendv()) and the send
  * drives the port until they are acked.
@@ -290,7 +292,9 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 	struct dpdk_conn *c = (struct dpdk_conn *)gc;
 	struct iovec iov[1 + GN_STREAM_MAX_PIECES];
 	size_t plen = 0, off, head;
+	const void *first = NULL;
 	struct send_ctx *sc;
+	uint32_t lead;
 	uint8_t *buf;
 	bool zc;
 	int rc, n = 1;
@@ -299,15 +303,20 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 		return gn_error_set(-EINVAL,
 				    "dpdk: %d payload pieces, at most %d",
 				    iovcnt, GN_STREAM_MAX_PIECES);
-	for (int i = 0; i < iovcnt; i++)
+	for (int i = 0; i < iovcnt; i++) {
+		if (first == NULL && payload[i].iov_len > 0)
+			first = payload[i].iov_base;
 		plen += payload[i].iov_len;
+	}
 	/*
 	 * Large payloads go from the caller's buffers (no gather copy), and
 	 * the call returns once they are acked; smaller ones are gathered
 	 * with the header so the call returns at once.
 	 */
 	zc = plen >= SEND_ZC_MIN;
-	head = sizeof(*sc) + GN_FRAME_HDR_SIZE + env_len;
+	/* Gathered payloads go from buf: no lead-in lines them up. */
+	lead = zc ? gn_dpdk_msg_lead(first, (uint32_t)env_len) : 1;
+	head = sizeof(*sc) + lead + GN_FRAME_HDR_SIZE + env_len;
 	buf = gn_msg_buf_alloc(head + (zc ? 0 : plen));
 	if (buf == NULL)
 		return gn_error_set(-ENOMEM,
@@ -316,8 +325,9 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 				    env_len + plen);
 	sc = (struct send_ctx *)buf;
 	*sc = (struct send_ctx){.wait = zc};
-	gn_frame_hdr_encode(buf + sizeof(*sc), (uint32_t)env_len, plen);
-	memcpy(buf + sizeof(*sc) + GN_FRAME_HDR_SIZE, env, env_len);
+	gn_dpdk_msg_lead_put(buf + sizeof(*sc), lead);
+	gn_frame_hdr_encode(buf + sizeof(*sc) + lead, (uint32_t)env_len, plen);
+	memcpy(buf + sizeof(*sc) + lead + GN_FRAME_HDR_SIZE, env, env_len);
 	off = head;
 	for (int i = 0; i < iovcnt; i++) {
 		if (zc)
@@ -366,7 +376,7 @@ static int dpdk_send(struct gn_conn *gc, const uint8_t *env, size_t env_len,
 		if (rc != 0)
 			return rc;
 	}
-	c->base.stats.bytes_sent += off - sizeof(*sc);
+	c->base.stats.bytes_sent += off - sizeof(*sc) - lead;
 	c->base.stats.msgs_sent++;
 	return 0;
 }

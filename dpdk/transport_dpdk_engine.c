@@ -156,12 +156,13 @@ static void on_accept(void *ctx, struct gn_rel_session *s)
 }
 
 /*
- * A message's memory. When its first packet opens it and holds the frame
- * header and the whole envelope, the connection's placement (transport.h)
- * is asked for the payload: if it gives memory, the header and envelope
- * go into a message buffer of their own and the payload straight into
- * that memory (the split is rel's). Otherwise, and for a message whose
- * first packet was lost or overtaken, one message buffer holds it all.
+ * A message's memory. When its first packet opens it and holds the
+ * lead-in (dpdk_msg.h), the frame header and the whole envelope, the
+ * connection's placement (transport.h) is asked for the payload: if it
+ * gives memory, the lead-in, header and envelope go into a message buffer
+ * of their own and the payload straight into that memory (the split is
+ * rel's). Otherwise, and for a message whose first packet was lost or
+ * overtaken, one message buffer holds it all.
  */
 static int rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
 		     uint64_t len, const uint8_t *first, uint32_t first_len,
@@ -171,21 +172,26 @@ static int rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
 	struct dpdk_conn *c = gn_rel_session_user(s);
 	const struct gn_placement *placer;
 	struct gn_frame_hdr h;
+	uint32_t lead;
 	uint64_t head;
 	void *placed;
 
 	(void)id;
 	/* Refused before anything is allocated, as TCP refuses the header. */
-	if (len < GN_FRAME_HDR_SIZE ||
-	    len > GN_FRAME_HDR_SIZE + (uint64_t)e->limits.max_envelope +
+	if (len < 1 + GN_FRAME_HDR_SIZE ||
+	    len > GN_DPDK_LEAD_MAX + GN_FRAME_HDR_SIZE +
+			    (uint64_t)e->limits.max_envelope +
 			    e->limits.max_payload)
 		return -1;
-	if (c != NULL && first != NULL && first_len >= GN_FRAME_HDR_SIZE &&
-	    gn_frame_hdr_decode(first, GN_FRAME_HDR_SIZE, &e->limits, &h) ==
-		    0 &&
-	    (head = GN_FRAME_HDR_SIZE + (uint64_t)h.env_len) <= first_len &&
+	if (c != NULL && first != NULL &&
+	    gn_dpdk_msg_lead_get(first, first_len, len, &lead) == 0 &&
+	    first_len >= lead + GN_FRAME_HDR_SIZE &&
+	    gn_frame_hdr_decode(first + lead, GN_FRAME_HDR_SIZE, &e->limits,
+				&h) == 0 &&
+	    (head = lead + GN_FRAME_HDR_SIZE + (uint64_t)h.env_len) <=
+		    first_len &&
 	    head + h.payload_len == len &&
-	    (placed = gn_conn_place(&c->base, first + GN_FRAME_HDR_SIZE,
+	    (placed = gn_conn_place(&c->base, first + lead + GN_FRAME_HDR_SIZE,
 				    h.env_len, h.payload_len, &placer)) !=
 		    NULL) {
 		rx->buf = gn_msg_buf_alloc(head);
@@ -227,18 +233,23 @@ static int rx_msg(struct engine *e, const struct gn_rel_rx *rx, uint64_t len,
 {
 	struct gn_frame_view v;
 	struct gn_frame_hdr h;
+	uint64_t avail = rx->user == NULL ? len : rx->split;
+	uint32_t lead;
 
 	memset(m, 0, sizeof(*m));
 	m->buf = rx->buf;
+	if (gn_dpdk_msg_lead_get(rx->buf, avail, len, &lead) != 0)
+		return -1;
 	if (rx->user == NULL) {
-		if (gn_frame_parse(rx->buf, len, &e->limits, &v) != 0)
+		if (gn_frame_parse(rx->buf + lead, len - lead, &e->limits,
+				   &v) != 0)
 			return -1;
-		if (v.frame_len != len)
+		if (v.frame_len != len - lead)
 			return gn_error_set(-EBADMSG,
 					    "frame of %zu bytes in a message "
-					    "of %llu",
+					    "of %llu after a %u-byte lead-in",
 					    v.frame_len,
-					    (unsigned long long)len);
+					    (unsigned long long)len, lead);
 		m->env = v.env;
 		m->env_len = v.env_len;
 		m->payload = (uint8_t *)v.payload;
@@ -246,10 +257,10 @@ static int rx_msg(struct engine *e, const struct gn_rel_rx *rx, uint64_t len,
 		return 0;
 	}
 	/* Placed: rx_buffer checked the header against these lengths. */
-	if (gn_frame_hdr_decode(rx->buf, GN_FRAME_HDR_SIZE, &e->limits, &h) !=
-	    0)
+	if (gn_frame_hdr_decode(rx->buf + lead, GN_FRAME_HDR_SIZE, &e->limits,
+				&h) != 0)
 		return -1;
-	m->env = rx->buf + GN_FRAME_HDR_SIZE;
+	m->env = rx->buf + lead + GN_FRAME_HDR_SIZE;
 	m->env_len = h.env_len;
 	m->payload = rx->tail;
 	m->payload_len = h.payload_len;
@@ -402,8 +413,10 @@ static int open_port(struct engine *e, uint32_t timeout_ms)
 	 */
 	rc.rto_min_ns = 2000000;
 	rc.rto_init_ns = 5000000;
+	/* A multiple of GN_DPDK_MSG_ALIGN, which the lead-in relies on. */
 	rc.mtu_payload =
-		(uint16_t)(gn_dpdk_port_max_frame(port) - GN_REL_FRAME_HDR);
+		(uint16_t)((gn_dpdk_port_max_frame(port) - GN_REL_FRAME_HDR) &
+			   ~(uint32_t)(GN_DPDK_MSG_ALIGN - 1));
 	pthread_mutex_lock(&e->lock);
 	if (e->ep == NULL)
 		e->ep = gn_rel_ep_create(&rc, &e->t.self, &ops);

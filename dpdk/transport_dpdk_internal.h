@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dpdk_msg.h"
 #include "fault.h"
 #include "frame.h"
 #include "port.h"

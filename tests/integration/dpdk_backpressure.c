@@ -7,7 +7,10 @@
  * holds its own, and the client's sends stop: a send with a 200 ms
  * timeout fails with the error that says the peer is not receiving, well
  * before N. Then the client reads while it sends the rest: every echo
- * arrives, in order and intact, and the session is still up.
+ * arrives, in order and intact, and the session is still up. Last, 16
+ * echoes of payloads large enough to go from the caller's buffer, each
+ * starting one byte further into it, so that the sender's lead-in
+ * (dpdk_msg.h) takes each of its 16 lengths: all arrive intact.
  *
  *   dpdk_backpressure            (forks "dpdk_backpressure --serve URL")
  */
@@ -79,6 +82,51 @@ static int check(const struct gn_msg *m, uint32_t want)
 	memcpy(&id, m->env, sizeof(id));
 	fill(payload, want);
 	return id == want && memcmp(m->payload, payload, PAYLOAD) == 0 ? 0 : -1;
+}
+
+/* Payloads sent from the caller's buffer, at each of 16 alignments. */
+#define LEAD_PAYLOAD ((300u << 10) + 5)
+
+static int every_lead(struct gn_conn *c)
+{
+	uint8_t *big = malloc(LEAD_PAYLOAD + 16);
+	int rc = big != NULL ? 0 : -ENOMEM;
+
+	for (uint32_t o = 0; o < 16 && rc == 0; o++) {
+		uint8_t env[8];
+		struct iovec iov = {big + o, LEAD_PAYLOAD};
+		struct gn_msg m;
+
+		memcpy(env, &o, sizeof(o));
+		memcpy(env + 4, "LEAD", 4);
+		for (size_t k = 0; k < LEAD_PAYLOAD; k++)
+			big[o + k] = (uint8_t)(k * 31 + o);
+		rc = gn_conn_send(c, env, sizeof(env), &iov, 1, 10000);
+		if (rc == 0)
+			rc = gn_conn_recv(c, &m, 10000);
+		if (rc != 0) {
+			printf("FAIL payload at offset %u: %s\n", o,
+			       gn_last_error());
+			break;
+		}
+		if (m.env_len != sizeof(env) ||
+		    memcmp(m.env, env, sizeof(env)) != 0 ||
+		    m.payload_len != LEAD_PAYLOAD ||
+		    memcmp(m.payload, big + o, LEAD_PAYLOAD) != 0) {
+			printf("FAIL the echo of the payload at offset %u "
+			       "differs (%u + %llu bytes came back)\n",
+			       o, (unsigned)m.env_len,
+			       (unsigned long long)m.payload_len);
+			rc = -1;
+		}
+		gn_msg_release(&m);
+	}
+	free(big);
+	if (rc == 0)
+		printf("ok   16 echoes of %u bytes, sent from 16 alignments, "
+		       "arrived intact\n",
+		       LEAD_PAYLOAD);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -162,7 +210,7 @@ int main(int argc, char **argv)
 		got++;
 	}
 	printf("ok   all %d echoes arrived in order, intact\n", N);
-	rc = 0;
+	rc = every_lead(c);
 out:
 	gn_conn_close(&c);
 	kill(pid, SIGTERM);

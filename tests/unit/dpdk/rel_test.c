@@ -338,9 +338,11 @@ static void test_header_and_frames(void **state)
 	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EBADMSG);
 	assert_non_null(strstr(gn_last_error(), "magic"));
 	buf[0] ^= 1;
-	buf[4] = 2;
+	buf[4] = GN_REL_VERSION + 1;
 	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EPROTO);
-	buf[4] = 1;
+	buf[4] = GN_REL_VERSION - 1; /* 1: before the dpdk lead-in */
+	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EPROTO);
+	buf[4] = GN_REL_VERSION;
 	buf[5] = 9;
 	assert_int_equal(gn_rel_hdr_decode(buf, sizeof(buf), &d), -EBADMSG);
 	buf[5] = GN_REL_ACK; /* a control packet with payload */
