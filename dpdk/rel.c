@@ -450,9 +450,16 @@ void gn_rel_input(struct gn_rel_ep *ep, const uint8_t *frame, size_t len,
 	struct gn_rel_hdr h;
 	struct gn_rel_session *s;
 	int off = gn_rel_udp_parse(frame, len, &src, &dst);
+	int rc =
+		off < 0 ? off
+			: gn_rel_hdr_decode(frame + off, len - (size_t)off, &h);
 
-	if (off < 0 || gn_rel_hdr_decode(frame + off, len - (size_t)off, &h)) {
+	if (rc != 0) {
 		ep->st.bad_frames++;
+		if (rc == -EPROTO) { /* the header decoded: version differs */
+			ep->st.bad_version++;
+			ep->other_version = h.version;
+		}
 		return;
 	}
 	if (dst.ip != ep->self.ip || dst.port != ep->self.port) {
@@ -628,6 +635,12 @@ void gn_rel_session_stats(const struct gn_rel_session *s,
 	st->rtt_p50_ns = gn_rel_rtt_quantile(s, 0.50);
 	st->rtt_p90_ns = gn_rel_rtt_quantile(s, 0.90);
 	st->rtt_p99_ns = gn_rel_rtt_quantile(s, 0.99);
+}
+
+uint64_t gn_rel_ep_bad_version(const struct gn_rel_ep *ep, unsigned *version)
+{
+	*version = ep->other_version;
+	return ep->st.bad_version;
 }
 
 void gn_rel_ep_stats(const struct gn_rel_ep *ep, struct gn_rel_stats *st)

@@ -309,6 +309,7 @@ struct gn_rel_stats {
 	uint64_t hole_retransmits; /* of retransmits: acks showed a hole */
 	uint64_t msgs_sent, msgs_received;
 	uint64_t bad_frames, stray_frames, csum_errors, refused_msgs;
+	uint64_t bad_version; /* of bad_frames: another rel version's */
 	uint64_t srtt_ns, rto_ns;
 	/*
 	 * Per session only: round trips of packets acked on their first
@@ -323,6 +324,13 @@ struct gn_rel_stats {
 void gn_rel_session_stats(const struct gn_rel_session *s,
 			  struct gn_rel_stats *st);
 void gn_rel_ep_stats(const struct gn_rel_ep *ep, struct gn_rel_stats *st);
+
+/*
+ * Frames the endpoint dropped for carrying another rel version (a peer
+ * built before or after this one), and in *version the last such
+ * version seen; cheap enough to ask after every burst.
+ */
+uint64_t gn_rel_ep_bad_version(const struct gn_rel_ep *ep, unsigned *version);
 
 /* Call `fn` for every session of the endpoint (none may be closed). */
 void gn_rel_ep_foreach(struct gn_rel_ep *ep,

@@ -111,6 +111,7 @@ struct gn_rel_ep {
 	struct gn_rel_session *buckets[HASH_BUCKETS];
 	uint32_t nsessions;
 	struct gn_rel_stats st; /* endpoint totals */
+	uint8_t other_version;	/* the last other rel version seen */
 	uint8_t frame[GN_REL_FRAME_HDR];
 	/* copies a received payload into its message (rel.c) */
 	void *(*copy)(void *dst, const void *src, size_t n);

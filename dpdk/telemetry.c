@@ -32,6 +32,7 @@ static void put_stats(struct rte_tel_data *d, const struct gn_rel_stats *st)
 	rte_tel_data_add_dict_u64(d, "dup_received", st->dup_received);
 	rte_tel_data_add_dict_u64(d, "acks_sent", st->acks_sent);
 	rte_tel_data_add_dict_u64(d, "bad_frames", st->bad_frames);
+	rte_tel_data_add_dict_u64(d, "bad_version_frames", st->bad_version);
 	rte_tel_data_add_dict_u64(d, "stray_frames", st->stray_frames);
 	rte_tel_data_add_dict_u64(d, "csum_errors", st->csum_errors);
 	rte_tel_data_add_dict_u64(d, "probes_sent", st->probes_sent);

@@ -39,10 +39,10 @@
  * A message is sent as one rel message holding a lead-in of 1 to 16 bytes
  * (dpdk_msg.h: it lines the payload's packets up with the port's frame
  * buffers) and the usual frame: the 24-byte header, the envelope and the
- * payload. Payloads under SEND_ZC_MIN are
- * gathered behind the header with one copy and the send returns at once;
- * larger ones go from the caller's buffers (gn_rel_sendv()) and the send
- * drives the port until they are acked.
+ * payload. Payloads under SEND_ZC_MIN are gathered behind the header with
+ * one copy and the send returns at once; larger ones go from the caller's
+ * buffers (gn_rel_sendv()) and the send drives the port until they are
+ * acked.
  */
 #include <errno.h>
 #include <poll.h>

@@ -542,6 +542,28 @@ static void memif_reap(struct engine *e)
 }
 
 /*
+ * A peer built with another rel version cannot connect, and its frames
+ * only count as bad: say why, at most every 10 s.
+ */
+static void tell_bad_version(struct engine *e, uint64_t now)
+{
+	unsigned v;
+	uint64_t n = gn_rel_ep_bad_version(e->ep, &v);
+
+	if (n == e->bad_version_told ||
+	    (e->bad_version_told_ns != 0 &&
+	     now - e->bad_version_told_ns < 10000000000ull))
+		return;
+	GN_LOG(WARNING, dpdk_transport,
+	       "dpdk://%s: %llu frames dropped so far from a peer speaking rel "
+	       "version %u, this build speaks %d: run the same Genie release "
+	       "on both ends",
+	       e->spec, (unsigned long long)n, v, GN_REL_VERSION);
+	e->bad_version_told = n;
+	e->bad_version_told_ns = now;
+}
+
+/*
  * Take what the port received into the protocol and run its timers.
  * Engine lock held. Returns the frames taken; *next gets the protocol's
  * next deadline and *now the time the timers ran at, for the caller's own
@@ -565,8 +587,10 @@ int gn_dpdk_engine_drive(struct engine *e, uint64_t *next, uint64_t *now_out)
 			n += got;
 		}
 	}
-	if (n > 0)
+	if (n > 0) {
 		now = gn_clock_ns();
+		tell_bad_version(e, now);
+	}
 	*now_out = now;
 	*next = gn_rel_poll(e->ep, now);
 	if (e->fault != NULL) {

@@ -102,6 +102,8 @@ struct engine {
 	struct gn_fault *fault;
 	uint64_t fault_after; /* frames sent before faults start */
 	uint64_t frames_sent;
+	/* Frames of another rel version last logged, and when (ns). */
+	uint64_t bad_version_told, bad_version_told_ns;
 	uint8_t fault_buf[16384];
 };
 

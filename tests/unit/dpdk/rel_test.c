@@ -791,7 +791,23 @@ static void test_strays_and_refusals(void **state)
 	gn_rel_input(b.ep, junk, GN_REL_FRAME_HDR, 0);
 	gn_rel_ep_stats(b.ep, &st);
 	assert_int_equal(st.bad_frames, 1);
+	assert_int_equal(st.bad_version, 0);
 	assert_int_equal(st.stray_frames, 2);
+	/* A peer of another rel version: bad, and counted as such. */
+	h.version = GN_REL_VERSION - 1;
+	gn_rel_udp_encode(&a.addr, &b.addr, GN_REL_HDR_SIZE, junk);
+	gn_rel_hdr_encode(&h, junk + 42);
+	gn_rel_input(b.ep, junk, GN_REL_FRAME_HDR, 0);
+	h.version = GN_REL_VERSION;
+	gn_rel_ep_stats(b.ep, &st);
+	assert_int_equal(st.bad_frames, 2);
+	assert_int_equal(st.bad_version, 1);
+	{
+		unsigned v = 0;
+
+		assert_int_equal(gn_rel_ep_bad_version(b.ep, &v), 1);
+		assert_int_equal(v, GN_REL_VERSION - 1);
+	}
 	/* A receiver that refuses memory: the sender gives up, bounded. */
 	b.refuse = 1;
 	assert_int_equal(gn_rel_connect(a.ep, &b.addr, 0, &a.s), 0);
