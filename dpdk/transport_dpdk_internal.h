@@ -1,8 +1,8 @@
 /*
- * What the dpdk:// transport's two files share: the engine
+ * What the dpdk:// transport's files share: the engine
  * (transport_dpdk_engine.c: EAL, ports, reliable messaging, the thread
- * that drives them) and the transport ops (transport_dpdk.c). Private to
- * dpdk/; no rte_*.h.
+ * that drives them; transport_dpdk_rx.c: what arrives) and the transport
+ * ops (transport_dpdk.c). Private to dpdk/; no rte_*.h.
  */
 #ifndef GN_DPDK_TRANSPORT_DPDK_INTERNAL_H
 #define GN_DPDK_TRANSPORT_DPDK_INTERNAL_H
@@ -145,6 +145,16 @@ int gn_dpdk_engine_drive(struct engine *e, uint64_t *next, uint64_t *now);
 
 /* A connection for session `s` (engine lock held); NULL when out of memory. */
 struct dpdk_conn *gn_dpdk_conn_new(struct engine *e, struct gn_rel_session *s);
+/* Wake a recv asleep in poll() (the connection's fds[1]). */
+void gn_dpdk_poke(int fd);
+/* rel's receive callbacks (transport_dpdk_rx.c), engine lock held. */
+int gn_dpdk_rx_buffer(void *ctx, struct gn_rel_session *s, uint64_t id,
+		      uint64_t len, const uint8_t *first, uint32_t first_len,
+		      struct gn_rel_rx *rx);
+void gn_dpdk_rx_abort(void *ctx, struct gn_rel_session *s, uint64_t id,
+		      const struct gn_rel_rx *rx);
+void gn_dpdk_on_message(void *ctx, struct gn_rel_session *s, uint64_t id,
+			const struct gn_rel_rx *rx, uint64_t len);
 
 /* Sleep `us` microseconds. */
 void gn_dpdk_nap_us(uint32_t us);
