@@ -93,12 +93,12 @@ static int rx_msg(struct engine *e, const struct gn_rel_rx *rx, uint64_t len,
 {
 	struct gn_frame_view v;
 	struct gn_frame_hdr h;
-	uint64_t avail = rx->user == NULL ? len : rx->split;
 	uint32_t lead;
 
 	memset(m, 0, sizeof(*m));
 	m->buf = rx->buf;
-	if (gn_dpdk_msg_lead_get(rx->buf, avail, len, &lead) != 0)
+	/* buf holds rx->split bytes: all len of them unless placed. */
+	if (gn_dpdk_msg_lead_get(rx->buf, rx->split, len, &lead) != 0)
 		return -1;
 	if (rx->user == NULL) {
 		if (gn_frame_parse(rx->buf + lead, len - lead, &e->limits,
